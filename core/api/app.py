@@ -1,0 +1,109 @@
+"""The FastAPI application: routers, JSON errors in one shape, CORS, the access log."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.api.middleware import AccessLogMiddleware
+from core.api.routes import admin, auth, events, health, photos, realtime
+from core.errors import AppError, RateLimitedError
+from core.events import PayloadTooLargeError
+from core.logs import configure_logging
+from core.runtime import Runtime, build_runtime
+from core.settings import get_settings
+
+log = logging.getLogger("hafi.api")
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    headers = {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, RateLimitedError) else None
+    return error_response(exc.status_code, exc.code, exc.message, headers)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return f"{location}: {error.get('msg')}" if location else str(error.get("msg"))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "invalid_input", "; ".join(_describe(e) for e in exc.errors()))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
+
+
+async def _payload_too_large(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(422, "payload_too_large", str(exc))
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Connection failures and pool exhaustion are the database being down or overloaded; anything else is a bug.
+    if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connection_error(exc):
+        return await _unexpected(request, exc)
+    log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
+    return error_response(503, "database_unavailable", "The database is not reachable; try again shortly")
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    from psycopg import OperationalError
+
+    return isinstance(exc.orig, OperationalError)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
+    return error_response(500, "internal_error", "Something went wrong on our side")
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """Builds the app; without a runtime it builds one from the environment (engine and provider included)."""
+    runtime = runtime or build_runtime(get_settings())
+    configure_logging(runtime.settings.log_level)
+    app = FastAPI(
+        title="Hafiportrait Realtime",
+        version="0.1.0",
+        description="Likes and comments on photo-event galleries, persisted and published live.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    for router in (health.router, auth.router, events.router, photos.router, admin.router, realtime.router):
+        app.include_router(router)
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PayloadTooLargeError, _payload_too_large)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)
+    if runtime.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=runtime.settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Mutation-Id", "X-Request-Id"],
+            expose_headers=["Retry-After", "X-Request-Id"],
+            max_age=600,
+        )
+    app.add_middleware(AccessLogMiddleware)
+    return app

@@ -1,0 +1,75 @@
+"""What routes depend on, as ``Annotated`` aliases: the runtime, the caller, the mutation id."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from core.auth import Principal, verify_token
+from core.errors import BadRequestError, ForbiddenError, UnauthorizedError
+from core.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="A guest or admin token from /api/auth/*")
+_MUTATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def optional_principal(
+    request: Request,
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise UnauthorizedError("invalid_token", "The Authorization header must be 'Bearer <token>'")
+        return None
+    principal = verify_token(credentials.credentials, runtime.settings)
+    request.state.role = principal.role
+    return principal
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def current_principal(principal: MaybePrincipal) -> Principal:
+    if principal is None:
+        raise UnauthorizedError("token_required", "This needs a token: send 'Authorization: Bearer <token>'")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def current_admin(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_admin:
+        raise ForbiddenError("admin_only", "Only admins may do this")
+    return principal
+
+
+CurrentAdmin = Annotated[Principal, Depends(current_admin)]
+
+
+def mutation_id(x_mutation_id: Annotated[str | None, Header()] = None) -> str | None:
+    """The client's id for an optimistic update, echoed in the realtime events the request causes."""
+    if x_mutation_id is None:
+        return None
+    if not _MUTATION_ID.match(x_mutation_id):
+        raise BadRequestError("invalid_mutation_id", "X-Mutation-Id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    return x_mutation_id
+
+
+MutationId = Annotated[str | None, Depends(mutation_id)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from core.actions import action, read
+from core.api.deps import CurrentPrincipal, MutationId, RuntimeDep
+from core.api.schemas import CommentIn, CommentOut, CommentsOut, LikeOut
+from core.models import Comment
+from core.services import comments, likes
+
+router = APIRouter(prefix="/api/photos", tags=["photos"])
+
+PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def comment_out(comment: Comment) -> CommentOut:
+    return CommentOut(
+        id=str(comment.id),
+        photo_id=str(comment.photo_id),
+        author_name=comment.author_name,
+        content=comment.content,
+        created_at=comment.created_at,
+    )
+
+
+async def _set_like(
+    runtime: RuntimeDep, principal: CurrentPrincipal, photo_id: int, liked: bool, mutation: str | None
+) -> LikeOut:
+    async with action(runtime, rate_limit_key=principal.subject) as uow:
+        state = await likes.set_like(uow, principal=principal, photo_id=photo_id, liked=liked, mutation_id=mutation)
+    return LikeOut(photo_id=str(state.photo_id), like_count=state.like_count, liked=state.liked, changed=state.changed)
+
+
+@router.post("/{photo_id}/like")
+async def like_photo(photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId) -> LikeOut:
+    return await _set_like(runtime, principal, photo_id, True, mutation)
+
+
+@router.delete("/{photo_id}/like")
+async def unlike_photo(
+    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
+) -> LikeOut:
+    return await _set_like(runtime, principal, photo_id, False, mutation)
+
+
+@router.get("/{photo_id}/comments")
+async def list_comments(
+    photo_id: PhotoId,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before_id: Annotated[int | None, Query(alias="beforeId", ge=1, le=2**63 - 1)] = None,
+) -> CommentsOut:
+    async with read(runtime) as conn:
+        page = await comments.visible_comments(
+            conn, principal=principal, photo_id=photo_id, limit=limit, before_id=before_id
+        )
+    return CommentsOut(
+        comments=[comment_out(c) for c in page],
+        next_before_id=str(page[-1].id) if len(page) == limit else None,
+    )
+
+
+@router.post("/{photo_id}/comments", status_code=status.HTTP_201_CREATED)
+async def add_comment(
+    photo_id: PhotoId, body: CommentIn, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
+) -> CommentOut:
+    async with action(runtime, rate_limit_key=principal.subject) as uow:
+        comment = await comments.add_comment(
+            uow,
+            principal=principal,
+            photo_id=photo_id,
+            author_name=body.author_name,
+            content=body.content,
+            mutation_id=mutation,
+        )
+    return comment_out(comment)

@@ -1,0 +1,148 @@
+"""``hafi-realtime``: run everything locally, migrate, seed, manage admins, relay the outbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.settings import Settings, SettingsError, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except (SettingsError, ValueError) as exc:
+        sys.exit(f"hafi-realtime: {exc}")
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from core.migrations import upgrade
+
+    upgrade(_database_url())
+    print("migrations applied")
+
+
+def _database_url() -> str:
+    try:
+        return _settings().require_database_url()
+    except SettingsError as exc:
+        sys.exit(f"hafi-realtime: {exc}")
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> None:
+    from core.db import create_engine
+    from core.demo import DEMO_SLUG, seed_demo
+
+    async def seed() -> int:
+        engine = create_engine(_settings())
+        try:
+            return await seed_demo(engine)
+        finally:
+            await engine.dispose()
+
+    added = asyncio.run(seed())
+    print(f"demo event {DEMO_SLUG!r} ready ({added} photos added)")
+
+
+def cmd_create_admin(args: argparse.Namespace) -> None:
+    from core.db import create_engine
+    from core.errors import AppError
+    from core.services.accounts import upsert_admin
+
+    password = args.password or os.environ.get("ADMIN_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            sys.exit("hafi-realtime: give --password, ADMIN_PASSWORD, or run in a terminal to be asked")
+        password = getpass.getpass("Password: ")
+
+    async def create() -> int:
+        engine = create_engine(_settings())
+        try:
+            async with engine.begin() as conn:
+                return await upsert_admin(conn, email=args.email, password=password)
+        finally:
+            await engine.dispose()
+
+    try:
+        admin_id = asyncio.run(create())
+    except AppError as exc:
+        sys.exit(f"hafi-realtime: {exc.message}")
+    print(f"admin {args.email} ready (id {admin_id})")
+
+
+def cmd_relay(args: argparse.Namespace) -> None:
+    from core.relay import relay_forever, relay_once
+    from core.runtime import build_runtime
+
+    async def relay() -> None:
+        runtime = build_runtime(_settings())
+        try:
+            if args.retry_parked:
+                from core import outbox
+
+                async with runtime.engine.begin() as conn:
+                    print(f"{await outbox.retry_parked(conn)} parked events queued again")
+            if args.loop:
+                await relay_forever(runtime, interval_seconds=args.interval)
+            else:
+                print(await relay_once(runtime))
+        finally:
+            await runtime.aclose()
+
+    try:
+        asyncio.run(relay())
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    from core.devserver import run_dev
+
+    run_dev(host=args.host, port=args.port, data_dir=Path(args.data_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hafi-realtime", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser(
+        "dev",
+        help="run everything locally: embedded Postgres (unless DATABASE_URL is set), migrations, demo data, the API",
+        description="Everything on one machine, no accounts needed.",
+    )
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--data-dir", default=".hafi", help="where the embedded Postgres keeps its data (default: .hafi)")
+    dev.set_defaults(func=cmd_dev)
+
+    commands.add_parser("migrate", help="apply the migrations to DATABASE_URL").set_defaults(func=cmd_migrate)
+    commands.add_parser("seed-demo", help="create the demo event 'demo-wedding' with photos").set_defaults(
+        func=cmd_seed_demo
+    )
+
+    admin = commands.add_parser("create-admin", help="create an admin account (or set its password)")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", help="also read from ADMIN_PASSWORD, or asked for")
+    admin.set_defaults(func=cmd_create_admin)
+
+    relay = commands.add_parser("relay", help="publish pending outbox events")
+    relay.add_argument("--loop", action="store_true", help="keep relaying until stopped")
+    relay.add_argument("--interval", type=float, default=1.0, help="seconds between runs with --loop")
+    relay.add_argument("--retry-parked", action="store_true", help="queue parked events again first")
+    relay.set_defaults(func=cmd_relay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)

@@ -1,0 +1,34 @@
+"""The demo event ``demo-wedding`` with a few photos, and an admin to moderate it (idempotent)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.models import Event, Photo
+
+DEMO_SLUG = "demo-wedding"
+DEMO_PHOTOS = [
+    ("https://picsum.photos/id/1011/800/600", "First look"),
+    ("https://picsum.photos/id/1027/800/600", "The vows"),
+    ("https://picsum.photos/id/1062/800/600", "Cutting the cake"),
+    ("https://picsum.photos/id/1069/800/600", "First dance"),
+    ("https://picsum.photos/id/1084/800/600", "Sparkler exit"),
+]
+
+
+async def seed_demo(engine: AsyncEngine) -> int:
+    """Creates the demo event and its photos where missing; returns how many photos it added."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            pg_insert(Event)
+            .values(slug=DEMO_SLUG, title="Demo wedding: Hafi & Portrait")
+            .on_conflict_do_nothing(index_elements=[Event.slug])
+        )
+        event_id = await conn.scalar(select(Event.id).where(Event.slug == DEMO_SLUG))
+        existing = set((await conn.execute(select(Photo.url).where(Photo.event_id == event_id))).scalars())
+        missing = [{"event_id": event_id, "url": url, "caption": caption} for url, caption in DEMO_PHOTOS if url not in existing]
+        if missing:
+            await conn.execute(pg_insert(Photo), missing)
+    return len(missing)

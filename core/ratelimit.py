@@ -1,0 +1,32 @@
+"""Fixed one-minute windows of actions per identity, counted in Postgres (a stateless function has no memory)."""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.errors import RateLimitedError
+
+_HIT = text(
+    """
+    INSERT INTO rate_limits AS r (key, window_start, hits)
+    VALUES (:key, date_trunc('minute', now()), 1)
+    ON CONFLICT (key, window_start) DO UPDATE SET hits = r.hits + 1
+    RETURNING hits, extract(epoch FROM (r.window_start + interval '1 minute' - now())) AS seconds_left
+    """
+)
+
+
+async def count(conn: AsyncConnection, key: str) -> tuple[int, int]:
+    """Counts one action for ``key``; returns the actions in this minute and the seconds until the next."""
+    row = (await conn.execute(_HIT, {"key": key})).one()
+    return int(row.hits), max(1, math.ceil(float(row.seconds_left)))
+
+
+async def hit(conn: AsyncConnection, key: str, *, limit: int) -> None:
+    """Counts one action for ``key`` and raises ``RateLimitedError`` past ``limit`` in the current minute."""
+    hits, seconds_left = await count(conn, key)
+    if hits > limit:
+        raise RateLimitedError(seconds_left)

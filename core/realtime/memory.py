@@ -1,0 +1,47 @@
+"""A provider that keeps what it publishes in memory: the default for tests and for a single local process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
+
+from core.realtime.base import ChannelGrant, RealtimeError, RealtimeEvent, RealtimeProvider
+
+Listener = Callable[[RealtimeEvent], Awaitable[None]]
+
+
+class MemoryProvider(RealtimeProvider):
+    name: ClassVar[str] = "memory"
+
+    def __init__(self) -> None:
+        self.published: list[RealtimeEvent] = []
+        self.publish_calls: list[list[RealtimeEvent]] = []
+        self.failure: Exception | None = None
+        self.delay_seconds = 0.0
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        """Calls ``listener`` for every event published from now on (used to fan out inside one process)."""
+        self._listeners.append(listener)
+
+    async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        if self.failure is not None:
+            raise RealtimeError(f"memory: {self.failure}") from self.failure
+        batch = list(events)
+        self.publish_calls.append(batch)
+        self.published.extend(batch)
+        for listener in self._listeners:
+            for event in batch:
+                await listener(event)
+
+    async def browser_credentials(self, grant: ChannelGrant) -> dict[str, Any]:
+        return {"provider": self.name, "clientId": grant.client_id, "channels": list(grant.channels)}
+
+    def reset(self) -> None:
+        self.published.clear()
+        self.publish_calls.clear()
+        self.failure = None
+        self.delay_seconds = 0.0

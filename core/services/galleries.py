@@ -1,0 +1,98 @@
+"""Events (galleries) and their photos: created by admins, read by guests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core import outbox
+from core.actions import UnitOfWork
+from core.auth import Principal, hash_secret, verify_secret
+from core.errors import ConflictError, ForbiddenError, NotFoundError
+from core.models import Event, Like, Photo
+from core.realtime.channels import event_channel
+from core.services.photos import EventRef, visible_event
+
+
+@dataclass(frozen=True)
+class PhotoView:
+    id: int
+    url: str
+    caption: str | None
+    like_count: int
+    liked_by_me: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventView:
+    event: EventRef
+    photos: list[PhotoView]
+    seq: int
+
+
+async def create_event(uow: UnitOfWork, *, slug: str, title: str, access_code: str | None) -> EventRef:
+    row = (
+        await uow.conn.execute(
+            pg_insert(Event)
+            .values(slug=slug, title=title, access_code_hash=hash_secret(access_code) if access_code else None)
+            .on_conflict_do_nothing(index_elements=[Event.slug])
+            .returning(Event.id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise ConflictError("event_exists", f"An event with slug {slug!r} already exists")
+    return EventRef(id=row.id, slug=slug, title=title, protected=access_code is not None)
+
+
+@dataclass(frozen=True)
+class NewPhoto:
+    url: str
+    caption: str | None = None
+
+
+async def add_photos(uow: UnitOfWork, *, slug: str, photos: list[NewPhoto]) -> list[PhotoView]:
+    event_id = await uow.conn.scalar(select(Event.id).where(Event.slug == slug))
+    if event_id is None:
+        raise NotFoundError("event_not_found", f"No event {slug!r}")
+    rows = await uow.conn.execute(
+        insert(Photo).returning(Photo.id, Photo.url, Photo.caption, Photo.created_at, sort_by_parameter_order=True),
+        [{"event_id": event_id, "url": photo.url, "caption": photo.caption} for photo in photos],
+    )
+    return [PhotoView(row.id, row.url, row.caption, 0, False, row.created_at) for row in rows]
+
+
+async def view_event(conn: AsyncConnection, *, principal: Principal | None, slug: str) -> EventView:
+    """The gallery as a page load needs it; ``seq`` is read first, so any event after it reaches the subscriber."""
+    event = await visible_event(conn, principal, slug)
+    seq = await outbox.current_seq(conn, event_channel(slug))
+    query = (
+        select(Photo.id, Photo.url, Photo.caption, Photo.like_count, Photo.created_at)
+        .where(Photo.event_id == event.id)
+        .order_by(Photo.id)
+    )
+    if principal is not None:
+        mine = select(Like.photo_id).where(Like.photo_id == Photo.id, Like.session_id == principal.subject)
+        query = query.add_columns(mine.exists().label("liked"))
+    rows = await conn.execute(query)
+    photos = [
+        PhotoView(row.id, row.url, row.caption, row.like_count, bool(principal and row.liked), row.created_at)
+        for row in rows
+    ]
+    return EventView(event=event, photos=photos, seq=seq)
+
+
+async def unlock_event(conn: AsyncConnection, *, slug: str, access_code: str | None) -> EventRef:
+    """Checks a guest's access code for ``slug``; a public event needs none."""
+    row = (
+        await conn.execute(select(Event.id, Event.slug, Event.title, Event.access_code_hash).where(Event.slug == slug))
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("event_not_found", f"No event {slug!r}")
+    if row.access_code_hash is not None and not (access_code and verify_secret(access_code, row.access_code_hash)):
+        raise ForbiddenError("invalid_access_code", "The access code is not right for this event")
+    return EventRef(id=row.id, slug=row.slug, title=row.title, protected=row.access_code_hash is not None)

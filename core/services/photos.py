@@ -1,0 +1,61 @@
+"""Looking up an event or photo the way every service must: unknown is 404, not allowed is 403."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.auth import Principal
+from core.errors import ForbiddenError, NotFoundError
+from core.models import Event, Photo
+from core.realtime.channels import can_see_event
+
+
+@dataclass(frozen=True)
+class PhotoRef:
+    id: int
+    event_id: int
+    event_slug: str
+
+
+@dataclass(frozen=True)
+class EventRef:
+    id: int
+    slug: str
+    title: str
+    protected: bool
+
+
+def _check_access(principal: Principal | None, slug: str, protected: bool) -> None:
+    if not can_see_event(principal, slug, protected=protected):
+        raise ForbiddenError("access_code_required", f"Event {slug!r} needs its access code (POST /api/auth/guest)")
+
+
+async def visible_photo(conn: AsyncConnection, principal: Principal | None, photo_id: int) -> PhotoRef:
+    row = (
+        await conn.execute(
+            select(Photo.id, Photo.event_id, Event.slug, Event.access_code_hash.is_not(None).label("protected"))
+            .join(Event, Event.id == Photo.event_id)
+            .where(Photo.id == photo_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("photo_not_found", f"No photo {photo_id}")
+    _check_access(principal, row.slug, row.protected)
+    return PhotoRef(id=row.id, event_id=row.event_id, event_slug=row.slug)
+
+
+async def visible_event(conn: AsyncConnection, principal: Principal | None, slug: str) -> EventRef:
+    row = (
+        await conn.execute(
+            select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not(None).label("protected")).where(
+                Event.slug == slug
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("event_not_found", f"No event {slug!r}")
+    _check_access(principal, row.slug, row.protected)
+    return EventRef(id=row.id, slug=row.slug, title=row.title, protected=row.protected)

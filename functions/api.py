@@ -1,0 +1,7 @@
+"""AWS Lambda entry point of the HTTP API (API Gateway HTTP API v2 or REST v1 events)."""
+
+from core.api.app import create_app
+from core.serverless import http_handler
+
+app = create_app()
+handler = http_handler(app)

@@ -1,0 +1,16 @@
+"""Scheduled function: publishes outbox events that their request could not (EventBridge schedule, every minute)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.relay import relay_once
+from core.runtime import build_runtime
+from core.serverless import run
+from core.settings import get_settings
+
+runtime = build_runtime(get_settings())
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run(relay_once(runtime))

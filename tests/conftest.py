@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from core.api.app import create_app
+from core.realtime.memory import MemoryProvider
+from core.runtime import Runtime, build_runtime
+from core.settings import Settings
+from tests.support.api import Api
+from tests.support.database import fresh_database
+
+TABLES = "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "realtime_provider": "memory",
+        "db_pool_size": 20,
+        "jwt_secret": "test-secret-that-is-long-enough-for-hs256-0123",
+        "publish_timeout_seconds": 0.5,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def session_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = build_runtime(settings, provider=MemoryProvider())
+    yield runtime
+    await runtime.aclose()
+
+
+@pytest.fixture
+async def runtime(session_runtime: Runtime) -> AsyncIterator[Runtime]:
+    """The shared runtime with an empty database and a fresh memory provider."""
+    async with session_runtime.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    provider = session_runtime.provider
+    assert isinstance(provider, MemoryProvider)
+    provider.reset()
+    yield session_runtime
+
+
+@pytest.fixture
+def provider(runtime: Runtime) -> MemoryProvider:
+    assert isinstance(runtime.provider, MemoryProvider)
+    return runtime.provider
+
+
+@pytest.fixture
+async def api(runtime: Runtime) -> AsyncIterator[Api]:
+    app = create_app(runtime)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield Api(client, runtime)
+
+
+def redis_url() -> str | None:
+    """The Redis to test against; tests that need it skip without one unless REDIS_REQUIRED is set."""
+    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        if os.environ.get("REDIS_REQUIRED"):
+            raise RuntimeError(f"REDIS_REQUIRED is set but Redis at {url} is not reachable: {exc}") from exc
+        return None
+    return url

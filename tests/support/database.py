@@ -1,0 +1,52 @@
+"""A fresh, migrated database for one test run: on the server named by TEST_DATABASE_URL or DATABASE_URL, or on an
+embedded Postgres (pgserver) when neither is set."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from core.migrations import upgrade
+
+
+def _server_url() -> tuple[str, object | None]:
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return url, None
+    import pgserver
+
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="hafi-test-pg-"), cleanup_mode="delete")
+    return server.get_uri(), server
+
+
+def _libpq(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """Yields the SQLAlchemy URL of a new database with every migration applied; drops it afterwards."""
+    server_url, server = _server_url()
+    name = f"hafi_test_{uuid.uuid4().hex[:10]}"
+    admin_url = _libpq(server_url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(_libpq(server_url, name)).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if server is not None:
+            server.cleanup()  # type: ignore[attr-defined]

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import func, select
+
+from core.models import Like, OutboxEvent, Photo
+from core.realtime.memory import MemoryProvider
+from tests.support.api import Api, bearer
+
+
+async def test_a_like_is_counted_stored_and_published_with_the_documented_payload(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+
+    response = await api.client.post(
+        f"/api/photos/{photo_id}/like", headers={**bearer(guest), "X-Mutation-Id": "m-1"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"photoId": photo_id, "likeCount": 1, "liked": True, "changed": True}
+    [event] = provider.published
+    assert event.channel == "event:wedding"
+    assert event.name == "photo:liked"
+    assert set(event.data) == {"id", "seq", "timestamp", "mutationId", "photoId", "eventSlug", "likeCount"}
+    assert event.data["photoId"] == photo_id
+    assert event.data["eventSlug"] == "wedding"
+    assert event.data["likeCount"] == 1
+    assert event.data["seq"] == 1
+    assert event.data["mutationId"] == "m-1"
+    assert event.data["id"] == event.id and isinstance(event.id, str)
+    async with api.runtime.engine.connect() as conn:
+        row = (await conn.execute(select(OutboxEvent))).scalar_one_or_none()
+        stored = (await conn.execute(select(OutboxEvent.published_at, OutboxEvent.seq))).one()
+        count = await conn.scalar(select(Photo.like_count).where(Photo.id == int(photo_id)))
+    assert row is not None and stored.published_at is not None and stored.seq == 1
+    assert count == 1
+
+
+async def test_liking_twice_counts_once_and_unliking_publishes_the_new_count(api: Api, provider: MemoryProvider) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+
+    first = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    second = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    unliked = await api.client.delete(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    again = await api.client.delete(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+
+    assert first.json()["likeCount"] == 1 and first.json()["changed"] is True
+    assert second.json() == {"photoId": photo_id, "likeCount": 1, "liked": True, "changed": False}
+    assert unliked.json() == {"photoId": photo_id, "likeCount": 0, "liked": False, "changed": True}
+    assert again.json()["changed"] is False
+    assert [(e.name, e.data["likeCount"], e.data["seq"]) for e in provider.published] == [
+        ("photo:liked", 1, 1),
+        ("photo:unliked", 0, 2),
+    ]
+
+
+async def test_two_hundred_guests_liking_at_once_count_exactly_two_hundred_with_gapless_seq(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guests = [await api.guest() for _ in range(200)]
+
+    async def like(token: str) -> httpx.Response:
+        return await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(token))
+
+    responses = await asyncio.gather(*(like(token) for token in guests), like(guests[0]), like(guests[1]))
+
+    assert all(r.status_code == 200 for r in responses), {r.status_code for r in responses}
+    async with api.runtime.engine.connect() as conn:
+        count = await conn.scalar(select(Photo.like_count).where(Photo.id == int(photo_id)))
+        rows = await conn.scalar(select(func.count()).select_from(Like))
+        seqs = (await conn.execute(select(OutboxEvent.seq).order_by(OutboxEvent.seq))).scalars().all()
+    assert count == rows == 200
+    assert list(seqs) == list(range(1, 201))
+    assert sorted(e.data["likeCount"] for e in provider.published) == list(range(1, 201))
+    assert sorted(e.data["seq"] for e in provider.published) == list(range(1, 201))
