@@ -14,14 +14,31 @@ def _make_memory(settings: Settings) -> RealtimeProvider:
     return MemoryProvider()
 
 
+def _make_ably(settings: Settings) -> RealtimeProvider:
+    from core.realtime.ably import AblyProvider
+
+    return AblyProvider.from_settings(settings)
+
+
+def _make_pusher(settings: Settings) -> RealtimeProvider:
+    from core.realtime.pusher import PusherProvider
+
+    return PusherProvider.from_settings(settings)
+
+
+def _make_socketio(settings: Settings) -> RealtimeProvider:
+    from core.realtime.socketio import SocketIOProvider
+
+    return SocketIOProvider.from_settings(settings)
+
+
 _MAKERS: dict[ProviderName, Callable[[Settings], RealtimeProvider]] = {
     "memory": _make_memory,
+    "ably": _make_ably,
+    "pusher": _make_pusher,
+    "socketio": _make_socketio,
 }
 
 
 def create_provider(settings: Settings) -> RealtimeProvider:
-    try:
-        maker = _MAKERS[settings.realtime_provider]
-    except KeyError:
-        raise ValueError(f"REALTIME_PROVIDER={settings.realtime_provider!r} is not available") from None
-    return maker(settings)
+    return _MAKERS[settings.realtime_provider](settings)
