@@ -28,7 +28,11 @@ async def seed_demo(engine: AsyncEngine) -> int:
         )
         event_id = await conn.scalar(select(Event.id).where(Event.slug == DEMO_SLUG))
         existing = set((await conn.execute(select(Photo.url).where(Photo.event_id == event_id))).scalars())
-        missing = [{"event_id": event_id, "url": url, "caption": caption} for url, caption in DEMO_PHOTOS if url not in existing]
+        missing = [
+            {"event_id": event_id, "url": url, "caption": caption}
+            for url, caption in DEMO_PHOTOS
+            if url not in existing
+        ]
         if missing:
             await conn.execute(pg_insert(Photo), missing)
     return len(missing)

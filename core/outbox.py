@@ -82,7 +82,9 @@ def _row_to_event(row: Any) -> OutboxEvent:
     )
 
 
-async def insert_events(conn: AsyncConnection, events: Sequence[PendingEvent], *, lease_seconds: int) -> list[OutboxEvent]:
+async def insert_events(
+    conn: AsyncConnection, events: Sequence[PendingEvent], *, lease_seconds: int
+) -> list[OutboxEvent]:
     """Stores events inside the caller's transaction, leased to the caller for ``lease_seconds``."""
     if not events:
         return []
@@ -221,13 +223,17 @@ class RelayResult:
         return {"published": self.published, "failed": self.failed, "parked": self.parked, "batches": self.batches}
 
 
-async def relay(engine: AsyncEngine, provider: RealtimeProvider, settings: Settings, *, max_batches: int = 50) -> RelayResult:
+async def relay(
+    engine: AsyncEngine, provider: RealtimeProvider, settings: Settings, *, max_batches: int = 50
+) -> RelayResult:
     """Publishes due pending events until none are left (or ``max_batches`` ran), one provider call per batch."""
     result = RelayResult()
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         for _ in range(max_batches):
-            rows = await claim_pending(conn, limit=settings.relay_batch_size, lease_seconds=settings.outbox_lease_seconds)
+            rows = await claim_pending(
+                conn, limit=settings.relay_batch_size, lease_seconds=settings.outbox_lease_seconds
+            )
             if not rows:
                 break
             result.batches += 1
@@ -237,7 +243,9 @@ async def relay(engine: AsyncEngine, provider: RealtimeProvider, settings: Setti
             result.parked += len(outcome.parked)
             if outcome.error:
                 break  # the provider is failing: leave the rest to their backoff instead of hammering it
-        await conn.execute(delete(RateLimitHit).where(RateLimitHit.window_start < func.now() - text("interval '2 minutes'")))
+        await conn.execute(
+            delete(RateLimitHit).where(RateLimitHit.window_start < func.now() - text("interval '2 minutes'"))
+        )
     return result
 
 
@@ -272,8 +280,12 @@ async def stats(conn: AsyncConnection) -> dict[str, Any]:
         await conn.execute(
             select(
                 func.count().filter(OutboxEvent.published_at.is_not(None)).label("published"),
-                func.count().filter(OutboxEvent.published_at.is_(None), OutboxEvent.parked_at.is_(None)).label("pending"),
-                func.count().filter(OutboxEvent.parked_at.is_not(None), OutboxEvent.published_at.is_(None)).label("parked"),
+                func.count()
+                .filter(OutboxEvent.published_at.is_(None), OutboxEvent.parked_at.is_(None))
+                .label("pending"),
+                func.count()
+                .filter(OutboxEvent.parked_at.is_not(None), OutboxEvent.published_at.is_(None))
+                .label("parked"),
                 func.min(OutboxEvent.created_at).filter(OutboxEvent.published_at.is_(None)).label("oldest_pending"),
                 func.now().label("now"),
             )
@@ -286,4 +298,3 @@ async def stats(conn: AsyncConnection) -> dict[str, Any]:
         "parked": row.parked,
         "oldestPendingAgeSeconds": round((row.now - oldest).total_seconds(), 3) if oldest else None,
     }
-

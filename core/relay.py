@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -28,7 +29,5 @@ async def relay_forever(runtime: Runtime, *, interval_seconds: float = 1.0, stop
             await relay_once(runtime)
         except Exception:
             log.exception("relay run failed")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
-        except TimeoutError:
-            pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from mangum import Mangum
 from starlette.types import ASGIApp
@@ -24,7 +24,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 def http_handler(app: ASGIApp) -> LambdaHandler:
     # lifespan "off": Mangum would run startup and shutdown on every invocation; everything is built at import.
-    adapter = Mangum(app, lifespan="off")
+    adapter = Mangum(cast(Any, app), lifespan="off")
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # Mangum runs the app on the current loop; make that always the sandbox's own.

@@ -16,9 +16,7 @@ async def test_a_like_is_counted_stored_and_published_with_the_documented_payloa
     photo_id, _ = await api.event("wedding")
     guest = await api.guest()
 
-    response = await api.client.post(
-        f"/api/photos/{photo_id}/like", headers={**bearer(guest), "X-Mutation-Id": "m-1"}
-    )
+    response = await api.client.post(f"/api/photos/{photo_id}/like", headers={**bearer(guest), "X-Mutation-Id": "m-1"})
 
     assert response.status_code == 200, response.text
     assert response.json() == {"photoId": photo_id, "likeCount": 1, "liked": True, "changed": True}
@@ -40,7 +38,9 @@ async def test_a_like_is_counted_stored_and_published_with_the_documented_payloa
     assert count == 1
 
 
-async def test_liking_twice_counts_once_and_unliking_publishes_the_new_count(api: Api, provider: MemoryProvider) -> None:
+async def test_liking_twice_counts_once_and_unliking_publishes_the_new_count(
+    api: Api, provider: MemoryProvider
+) -> None:
     photo_id, _ = await api.event("wedding")
     guest = await api.guest()
 

@@ -6,8 +6,9 @@ import logging
 import time
 import uuid
 
-from core import metrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core import metrics
 
 log = logging.getLogger("hafi.request")
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import events
@@ -44,7 +43,7 @@ def clean_content(content: str) -> str:
     return _clean(content, field="content", max_length=CONTENT_MAX, allowed_controls=_ALLOWED_IN_CONTENT)
 
 
-def _comment_from_row(row: Row[tuple[int, int, str, str, str, datetime]]) -> Comment:
+def _comment_from_row(row: Any) -> Comment:
     return Comment(
         id=row.id,
         photo_id=row.photo_id,
@@ -68,7 +67,7 @@ async def add_comment(
     photo = await visible_photo(uow.conn, principal, photo_id)
     row = (
         await uow.conn.execute(
-            Comment.__table__.insert()
+            insert(Comment)
             .values(photo_id=photo.id, session_id=principal.subject, author_name=author, content=text_)
             .returning(Comment.id, Comment.photo_id, Comment.author_name, Comment.content, Comment.created_at)
         )
@@ -112,7 +111,7 @@ async def moderation_queue(
     return [(_comment_from_row(row), row.status, row.slug) for row in rows]
 
 
-async def _locate(conn: AsyncConnection, comment_id: int) -> Row[tuple[int, str, int, str, str, datetime, str]]:
+async def _locate(conn: AsyncConnection, comment_id: int) -> Any:
     row = (
         await conn.execute(
             select(*_COLUMNS, Comment.status, Event.slug)
@@ -157,4 +156,4 @@ async def delete_comment(uow: UnitOfWork, *, comment_id: int, mutation_id: str |
 
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(select(Comment.status, func.count()).group_by(Comment.status))
-    return {status: int(n) for status, n in rows.tuples()}
+    return {status: int(n) for status, n in rows}

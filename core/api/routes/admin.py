@@ -10,6 +10,7 @@ from core.actions import action, read
 from core.api.deps import CurrentAdmin, MutationId, RuntimeDep
 from core.api.routes.photos import comment_out
 from core.api.schemas import (
+    CommentStatusIn,
     EventCreatedOut,
     EventCreateIn,
     ModeratedCommentOut,
@@ -17,7 +18,6 @@ from core.api.schemas import (
     PhotoOut,
     PhotosIn,
     PhotosOut,
-    CommentStatusIn,
 )
 from core.models import Comment, Event, Like, Photo
 from core.realtime.channels import SLUG_PATTERN, event_channel
@@ -29,7 +29,7 @@ CommentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _moderated(comment: Comment, state: str, slug: str) -> ModeratedCommentOut:
-    return ModeratedCommentOut(**comment_out(comment).model_dump(), status=state, event_slug=slug)  # type: ignore[arg-type]
+    return ModeratedCommentOut(**comment_out(comment).model_dump(), status=state, event_slug=slug)
 
 
 @router.get("/admin/comments")
@@ -64,7 +64,9 @@ async def set_comment_status(
 
 
 @router.delete("/admin/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_comment(comment_id: CommentId, runtime: RuntimeDep, admin: CurrentAdmin, mutation: MutationId) -> Response:
+async def delete_comment(
+    comment_id: CommentId, runtime: RuntimeDep, admin: CurrentAdmin, mutation: MutationId
+) -> Response:
     async with action(runtime, rate_limit_key=admin.subject) as uow:
         await comments.delete_comment(uow, comment_id=comment_id, mutation_id=mutation)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -74,7 +76,9 @@ async def delete_comment(comment_id: CommentId, runtime: RuntimeDep, admin: Curr
 async def create_event(body: EventCreateIn, runtime: RuntimeDep, admin: CurrentAdmin) -> EventCreatedOut:
     async with action(runtime, rate_limit_key=admin.subject) as uow:
         event = await galleries.create_event(uow, slug=body.slug, title=body.title, access_code=body.access_code)
-    return EventCreatedOut(slug=event.slug, title=event.title, protected=event.protected, channel=event_channel(event.slug))
+    return EventCreatedOut(
+        slug=event.slug, title=event.title, protected=event.protected, channel=event_channel(event.slug)
+    )
 
 
 @router.post("/admin/events/{slug}/photos", status_code=status.HTTP_201_CREATED)
@@ -87,7 +91,9 @@ async def add_photos(
         )
     return PhotosOut(
         photos=[
-            PhotoOut(id=str(p.id), url=p.url, caption=p.caption, like_count=0, liked_by_me=False, created_at=p.created_at)
+            PhotoOut(
+                id=str(p.id), url=p.url, caption=p.caption, like_count=0, liked_by_me=False, created_at=p.created_at
+            )
             for p in photos
         ]
     )

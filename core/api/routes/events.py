@@ -50,7 +50,9 @@ async def _updates(runtime: RuntimeDep, channel: str, after: int, limit: int) ->
     page = rows[:limit]
     return UpdatesOut(
         channel=channel,
-        events=[UpdateOut(id=str(r.id), seq=r.seq, channel=r.channel, name=r.event, data=message_data(r)) for r in page],
+        events=[
+            UpdateOut(id=str(r.id), seq=r.seq, channel=r.channel, name=r.event, data=message_data(r)) for r in page
+        ],
         last_seq=page[-1].seq if page else after,
         has_more=len(rows) > limit,
     )

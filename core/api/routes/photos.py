@@ -34,7 +34,9 @@ async def _set_like(
 
 
 @router.post("/{photo_id}/like")
-async def like_photo(photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId) -> LikeOut:
+async def like_photo(
+    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
+) -> LikeOut:
     return await _set_like(runtime, principal, photo_id, True, mutation)
 
 

@@ -1,0 +1,57 @@
+"""The command line, run as a user runs it: a separate process against a real database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from sqlalchemy import func, select
+
+from core.demo import DEMO_SLUG
+from core.models import Admin, Event, Photo
+from core.runtime import Runtime
+
+COMMANDS = ["dev", "migrate", "seed-demo", "create-admin", "relay"]
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("hafi-realtime")
+    assert executable, "the package must be installed (pip install -e .[dev])"
+    return subprocess.run(
+        [executable, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself(command: str) -> None:
+    result = _cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: hafi-realtime {command}")
+
+
+async def test_migrate_seed_and_create_admin_work_against_the_database_and_can_run_twice(runtime: Runtime) -> None:
+    env = {"DATABASE_URL": runtime.settings.require_database_url(), "ADMIN_PASSWORD": "a long enough password"}
+
+    for _ in range(2):
+        assert _cli("migrate", env=env).returncode == 0
+        seeded = _cli("seed-demo", env=env)
+        admin = _cli("create-admin", "--email", "Owner@Example.com", env=env)
+        assert seeded.returncode == 0 and DEMO_SLUG in seeded.stdout
+        assert admin.returncode == 0, admin.stderr
+    weak = _cli("create-admin", "--email", "x@example.com", "--password", "short", env=env)
+    relayed = _cli("relay", env=env)
+
+    assert weak.returncode != 0 and "at least 10 characters" in weak.stderr
+    assert relayed.returncode == 0, relayed.stderr
+    async with runtime.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(Event).where(Event.slug == DEMO_SLUG)) == 1
+        assert await conn.scalar(select(func.count()).select_from(Photo)) == 5
+        assert (await conn.execute(select(Admin.email))).scalars().all() == ["owner@example.com"]
+
+
+def test_a_command_without_a_database_says_what_is_missing() -> None:
+    result = _cli("migrate", env={"DATABASE_URL": ""})
+    assert result.returncode != 0
+    assert "DATABASE_URL is not set" in result.stderr

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+
+from core import outbox
+from core.models import OutboxEvent
+from core.realtime.base import RealtimeError, RealtimeEvent
+from core.realtime.memory import MemoryProvider
+from core.runtime import Runtime
+from tests.support.api import Api, bearer
+
+
+async def _pending(runtime: Runtime) -> list[OutboxEvent]:
+    async with runtime.engine.connect() as conn:
+        rows = await conn.execute(
+            select(OutboxEvent.id, OutboxEvent.event, OutboxEvent.attempts, OutboxEvent.last_error)
+            .where(OutboxEvent.published_at.is_(None))
+            .order_by(OutboxEvent.id)
+        )
+        return [OutboxEvent(**row._mapping) for row in rows]
+
+
+async def _expire_leases(runtime: Runtime) -> None:
+    """Lets the relay take rows at once instead of after their lease, as it would a while later."""
+    async with runtime.engine.begin() as conn:
+        await conn.execute(update(OutboxEvent).values(next_attempt_at=OutboxEvent.created_at))
+
+
+async def _like_and_comment(api: Api, photo_id: str, token: str) -> None:
+    liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(token))
+    commented = await api.client.post(
+        f"/api/photos/{photo_id}/comments", json={"authorName": "Al", "content": "hi"}, headers=bearer(token)
+    )
+    assert liked.status_code == 200, liked.text
+    assert commented.status_code == 201, commented.text
+
+
+async def test_a_failing_provider_leaves_the_request_successful_and_the_events_pending(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    provider.failure = ConnectionRefusedError("provider down")
+
+    await _like_and_comment(api, photo_id, guest)
+
+    pending = await _pending(api.runtime)
+    assert [(row.event, row.attempts) for row in pending] == [
+        ("photo:liked", 1),
+        ("comment:added", 1),
+        ("notification:new-comment", 1),
+    ]
+    assert all("provider down" in (row.last_error or "") for row in pending)
+    assert provider.published == []
+
+    provider.failure = None
+    await _expire_leases(api.runtime)
+    result = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
+    again = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
+
+    assert result.published == 3 and again.published == 0
+    assert [e.id for e in provider.published] == [str(row.id) for row in pending]
+    assert await _pending(api.runtime) == []
+
+
+async def test_a_provider_slower_than_the_timeout_does_not_hold_the_request(api: Api, provider: MemoryProvider) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    provider.delay_seconds = 5  # the test settings cut a publish off after 0.5 s
+
+    started = asyncio.get_running_loop().time()
+    response = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    elapsed = asyncio.get_running_loop().time() - started
+
+    assert response.status_code == 200
+    assert elapsed < 3
+    [row] = await _pending(api.runtime)
+    assert "timed out" in (row.last_error or "")
+
+
+async def test_the_relay_leaves_a_request_its_own_events_while_it_publishes_them(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    provider.delay_seconds = 0.3
+    request = asyncio.create_task(api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest)))
+    await asyncio.sleep(0.1)  # the like is committed; its request is now publishing
+
+    relayed = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
+    response = await request
+
+    assert response.status_code == 200
+    assert relayed.published == 0
+    assert len(provider.published) == 1
+
+
+class _CountingProvider(MemoryProvider):
+    """Slow enough that two relays overlap."""
+
+    async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+        await asyncio.sleep(0.05)
+        await super().publish(events)
+
+
+async def test_two_relays_started_together_publish_each_event_once_in_seq_order(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_ids = await api.event("wedding", photos=30)
+    guest = await api.guest()
+    provider.failure = RuntimeError("down")
+    for photo_id in photo_ids:
+        await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    await _expire_leases(api.runtime)
+    slow = _CountingProvider()
+    settings = api.runtime.settings.model_copy(update={"relay_batch_size": 7})
+
+    first, second = await asyncio.gather(
+        outbox.relay(api.runtime.engine, slow, settings), outbox.relay(api.runtime.engine, slow, settings)
+    )
+
+    ids = [e.id for e in slow.published]
+    assert first.published + second.published == 30
+    assert first.published > 0 and second.published > 0
+    assert len(ids) == len(set(ids)) == 30
+    for call in slow.publish_calls:
+        seqs = [e.data["seq"] for e in call]
+        assert seqs == sorted(seqs)
+    assert await _pending(api.runtime) == []
+
+
+async def test_a_rejected_event_is_parked_after_the_configured_attempts_and_shown_in_metrics(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest, admin = await api.guest(), await api.admin()
+    settings = api.runtime.settings.model_copy(update={"outbox_max_attempts": 3})
+
+    class Rejecting(MemoryProvider):
+        async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+            raise RealtimeError("401 invalid key", transient=False)
+
+    provider.failure = RuntimeError("down")
+    await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    rejecting = Rejecting()
+    for _ in range(3):
+        await _expire_leases(api.runtime)
+        await outbox.relay(api.runtime.engine, rejecting, settings)
+
+    async with api.runtime.engine.connect() as conn:
+        row = (await conn.execute(select(OutboxEvent.attempts, OutboxEvent.parked_at, OutboxEvent.last_error))).one()
+    metrics = await api.client.get("/api/metrics", headers=bearer(admin))
+    await _expire_leases(api.runtime)
+    after_parking = await outbox.relay(api.runtime.engine, provider, settings)
+
+    assert row.attempts == 3 and row.parked_at is not None
+    assert row.last_error == "rejected: 401 invalid key"
+    assert metrics.json()["outbox"]["parked"] == 1
+    assert after_parking.published == 0

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from core.models import Comment, Event, Like, OutboxEvent, Photo
+from core.realtime.memory import MemoryProvider
+from tests.support.api import Api, bearer
+
+
+async def _nothing_written(api: Api, provider: MemoryProvider, *, events: int = 1, photos: int = 2) -> None:
+    async with api.runtime.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(Like)) == 0
+        assert await conn.scalar(select(func.count()).select_from(Comment)) == 0
+        assert await conn.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+        assert await conn.scalar(select(func.count()).select_from(Event)) == events
+        assert await conn.scalar(select(func.count()).select_from(Photo)) == photos
+    assert provider.published == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("POST", "/api/photos/abc/like", {}, 422, "invalid_input"),
+        ("POST", "/api/photos/0/like", {}, 422, "invalid_input"),
+        ("POST", "/api/photos/99999999999999999999999/like", {}, 422, "invalid_input"),
+        ("POST", "/api/photos/424242/like", {}, 404, "photo_not_found"),
+        ("DELETE", "/api/photos/424242/like", {}, 404, "photo_not_found"),
+        ("GET", "/api/photos/424242/comments", {}, 404, "photo_not_found"),
+        ("POST", "/api/photos/PHOTO/like", {"headers": {"X-Mutation-Id": "has spaces"}}, 422, "invalid_mutation_id"),
+        ("POST", "/api/photos/PHOTO/like", {"headers": {"X-Mutation-Id": "x" * 65}}, 422, "invalid_mutation_id"),
+        ("POST", "/api/photos/PHOTO/comments", {"content": b"{not json"}, 422, "invalid_input"),
+        ("POST", "/api/photos/PHOTO/comments", {"json": ["a", "list"]}, 422, "invalid_input"),
+        ("POST", "/api/photos/PHOTO/comments", {"json": None}, 422, "invalid_input"),
+        ("GET", "/api/events/Not_A_Slug", {}, 422, "invalid_input"),
+        ("GET", "/api/events/unknown-event", {}, 404, "event_not_found"),
+        ("GET", "/api/events/wedding/updates?after=-1", {}, 422, "invalid_input"),
+        ("GET", "/api/events/wedding/updates?after=abc", {}, 422, "invalid_input"),
+        ("GET", "/api/events/wedding/updates?limit=100000", {}, 422, "invalid_input"),
+        ("GET", "/api/no/such/route", {}, 404, "not_found"),
+        ("PUT", "/api/photos/PHOTO/like", {}, 405, "method_not_allowed"),
+    ],
+)
+async def test_bad_input_gets_its_documented_error_and_writes_nothing(
+    api: Api, provider: MemoryProvider, method: str, path: str, kwargs: dict[str, object], status: int, code: str
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    headers = {**bearer(guest), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+
+    response = await api.client.request(method, path.replace("PHOTO", photo_id), headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+    await _nothing_written(api, provider)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"slug": "wedding", "title": "Again"}, 409),
+        ({"slug": "-bad", "title": "x"}, 422),
+        ({"slug": "bad-", "title": "x"}, 422),
+        ({"slug": "Upper", "title": "x"}, 422),
+        ({"slug": "has:colon", "title": "x"}, 422),
+        ({"slug": "a" * 65, "title": "x"}, 422),
+        ({"slug": "ok", "title": ""}, 422),
+        ({"slug": "ok", "title": "x", "accessCode": "abc"}, 422),
+        ({"slug": "ok"}, 422),
+    ],
+)
+async def test_bad_events_are_refused(api: Api, provider: MemoryProvider, body: dict[str, str], status: int) -> None:
+    await api.event("wedding")
+    admin = await api.admin()
+
+    response = await api.client.post("/api/admin/events", json=body, headers=bearer(admin))
+
+    assert response.status_code == status, response.text
+    await _nothing_written(api, provider)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"photos": []},
+        {"photos": [{"url": "javascript:alert(1)"}]},
+        {"photos": [{"url": "https://ok.example/a.jpg"}, {"url": ""}]},
+        {"photos": [{"url": "https://ok.example/a.jpg", "caption": "x" * 501}]},
+    ],
+)
+async def test_bad_photos_are_refused_whole(api: Api, provider: MemoryProvider, body: dict[str, object]) -> None:
+    await api.event("wedding")
+    admin = await api.admin()
+
+    response = await api.client.post("/api/admin/events/wedding/photos", json=body, headers=bearer(admin))
+    unknown = await api.client.post(
+        "/api/admin/events/nope/photos", json={"photos": [{"url": "https://ok.example/a.jpg"}]}, headers=bearer(admin)
+    )
+
+    assert response.status_code == 422, response.text
+    assert unknown.status_code == 404
+    await _nothing_written(api, provider)
