@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+# Passwords that ship in examples and tutorials; the Socket.IO Admin UI refuses to start with one of them.
+DEFAULT_ADMIN_UI_PASSWORDS = frozenset({"", "admin", "password", "changeme", "changethis", "socketio"})
 ProviderName = Literal["ably", "pusher", "socketio", "memory"]
 
 _ABLY_KEY = re.compile(r"^[\w-]+\.[\w-]+:[\w+/=-]+$")
+_PUSHER_KEY = re.compile(r"^[\w.-]+$")
+_PUSHER_CLUSTER = re.compile(r"^[a-z0-9-]+$")
+_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:]+\]?$")  # a name or an IP: no scheme, port or path
 
 
 class SettingsError(ValueError):
@@ -61,7 +66,20 @@ class Settings(BaseSettings):
 
     socketio_redis_url: str | None = None
     redis_url: str | None = None
+    # The Redis pub/sub channel Socket.IO nodes and publishers share; deployments sharing one Redis need their own.
+    socketio_redis_channel: str = Field(default="socketio", min_length=1, max_length=200)
     socketio_path: str = "/api/socket"
+    # Where browsers reach the Socket.IO server; None means the API's own origin (as in `hafi-realtime dev`).
+    socketio_public_url: str | None = None
+    # The original platform's server options, with its values as defaults.
+    socketio_ping_interval: float = Field(default=25.0, gt=0, le=300)
+    socketio_ping_timeout: float = Field(default=60.0, gt=0, le=600)
+    socketio_max_message_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)
+    socketio_compression_threshold: int = Field(default=1024, ge=0)
+    # The Socket.IO Admin UI (https://admin.socket.io), read-only; off unless asked for with real credentials.
+    socketio_admin_ui: bool = False
+    socketio_admin_username: str = Field(default="admin", min_length=1)
+    socketio_admin_password: SecretStr = SecretStr("")
 
     log_level: str = "INFO"
 
@@ -71,6 +89,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("socketio_path")
+    @classmethod
+    def _normalise_socketio_path(cls, value: str) -> str:
+        path = "/" + value.strip("/")
+        if path == "/":
+            raise ValueError("SOCKETIO_PATH must not be the root path")
+        return path
 
     @field_validator("database_url")
     @classmethod
@@ -91,9 +117,25 @@ class Settings(BaseSettings):
             if not self.database_url:
                 raise SettingsError("DATABASE_URL must be set in production")
             if self.realtime_provider == "memory":
-                raise SettingsError("REALTIME_PROVIDER=memory keeps events in one process; choose ably, pusher or socketio")
+                raise SettingsError(
+                    "REALTIME_PROVIDER=memory keeps events in one process; choose ably, pusher or socketio"
+                )
         self._check_provider_settings()
+        self._check_socketio_admin_ui()
         return self
+
+    def _check_socketio_admin_ui(self) -> None:
+        if not self.socketio_admin_ui:
+            return
+        if self.socketio_admin_password.get_secret_value().strip().lower() in DEFAULT_ADMIN_UI_PASSWORDS:
+            raise SettingsError(
+                "SOCKETIO_ADMIN_PASSWORD must be set, to a non-default value, when SOCKETIO_ADMIN_UI=on"
+            )
+        if not self.cors_origins:
+            raise SettingsError(
+                "SOCKETIO_ADMIN_UI needs CORS_ORIGINS to list the site's own origins: allowing the Admin UI's origin "
+                "replaces Socket.IO's same-origin default"
+            )
 
     def _check_provider_settings(self) -> None:
         if self.realtime_provider == "ably":
@@ -102,6 +144,10 @@ class Settings(BaseSettings):
                 raise SettingsError("ABLY_API_KEY must be set when REALTIME_PROVIDER=ably")
             if not _ABLY_KEY.match(key):
                 raise SettingsError("ABLY_API_KEY must look like '<appId>.<keyId>:<secret>'")
+            # An endpoint is a host, or a routing policy such as "main" or "nonprod:sandbox".
+            endpoint = self.ably_endpoint.removeprefix("nonprod:") if self.ably_endpoint else None
+            _check_host("ABLY_ENDPOINT", endpoint, "use ABLY_TLS and ABLY_PORT")
+            _check_port("ABLY_PORT", self.ably_port)
         elif self.realtime_provider == "pusher":
             missing = [
                 name
@@ -118,6 +164,12 @@ class Settings(BaseSettings):
                 raise SettingsError("PUSHER_APP_ID must be the numeric app id")
             if not self.pusher_cluster and not self.pusher_host:
                 raise SettingsError("PUSHER_CLUSTER (or PUSHER_HOST for a self-hosted server) must be set")
+            if not _PUSHER_KEY.match(self.pusher_key or ""):
+                raise SettingsError("PUSHER_KEY must be the app key (letters, digits, '_', '.', '-'), not the secret")
+            if self.pusher_cluster and not _PUSHER_CLUSTER.match(self.pusher_cluster):
+                raise SettingsError("PUSHER_CLUSTER must be a cluster name such as 'mt1' or 'eu'")
+            _check_host("PUSHER_HOST", self.pusher_host, "use PUSHER_SCHEME and PUSHER_PORT")
+            _check_port("PUSHER_PORT", self.pusher_port)
 
     @property
     def socketio_redis(self) -> str | None:
@@ -129,6 +181,33 @@ class Settings(BaseSettings):
         return self.database_url
 
 
+def _check_host(name: str, host: str | None, instead: str) -> None:
+    if host is not None and not _HOST.match(host):
+        raise SettingsError(f"{name} must be a bare host name or IP address, without scheme, port or path ({instead})")
+
+
+def _check_port(name: str, port: int | None) -> None:
+    if port is not None and not 0 < port < 65536:
+        raise SettingsError(f"{name} must be a TCP port (1-65535)")
+
+
+def _explain(error: ValidationError) -> str:
+    messages = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]).upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        messages.append(f"{field}: {message}" if field else message)
+    return "; ".join(messages)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Reads the environment (``overrides`` win); raises ``SettingsError`` naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
 @functools.cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -9,11 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.api.middleware import AccessLogMiddleware
-from core.api.routes import admin, auth, events, health, photos, realtime
+from core.api.routes import ably, admin, auth, events, health, photos, pusher, realtime
 from core.errors import AppError, RateLimitedError
 from core.events import PayloadTooLargeError
 from core.logs import configure_logging
@@ -87,7 +88,16 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
-    for router in (health.router, auth.router, events.router, photos.router, admin.router, realtime.router):
+    for router in (
+        health.router,
+        auth.router,
+        events.router,
+        photos.router,
+        admin.router,
+        realtime.router,
+        ably.router,
+        pusher.router,
+    ):
         app.include_router(router)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -7,10 +7,24 @@ from fastapi import APIRouter, Body
 from core.actions import read
 from core.api.deps import CurrentPrincipal, RuntimeDep
 from core.api.schemas import RealtimeAuthIn
+from core.auth import Principal
+from core.realtime.base import ChannelGrant
 from core.realtime.channels import grant_for
+from core.runtime import Runtime
 from core.services.photos import visible_event
 
 router = APIRouter(prefix="/api/realtime", tags=["realtime"])
+
+
+async def grant_including(runtime: Runtime, principal: Principal, event_slug: str | None) -> ChannelGrant:
+    """The caller's grant: the events its token carries, plus ``event_slug`` where the caller may see that event
+    (404 unknown, 403 protected and not unlocked)."""
+    public: list[str] = []
+    if event_slug:
+        async with read(runtime) as conn:
+            event = await visible_event(conn, principal, event_slug)
+        public.append(event.slug)
+    return grant_for(principal, public)
 
 
 @router.post("/auth")
@@ -19,9 +33,5 @@ async def realtime_auth(
 ) -> dict[str, Any]:
     """What the browser needs to subscribe with the configured provider: the channels of the events the token
     carries, plus the public event named in ``eventSlug``; admins also get the admin channel and every event."""
-    public: list[str] = []
-    if body and body.event_slug:
-        async with read(runtime) as conn:
-            event = await visible_event(conn, principal, body.event_slug)
-        public.append(event.slug)
-    return await runtime.provider.browser_credentials(grant_for(principal, public))
+    grant = await grant_including(runtime, principal, body.event_slug if body else None)
+    return await runtime.provider.browser_credentials(grant)

@@ -1,0 +1,410 @@
+"""The Ably provider against a local Ably REST endpoint that checks every request as Ably does, and the browser's
+TokenRequest checked from the secret and the documented string-to-sign, independently of the SDK."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, text, update
+
+from core.api.app import create_app
+from core.auth import Principal
+from core.models import OutboxEvent
+from core.realtime.ably import AblyProvider
+from core.realtime.base import RealtimeError, RealtimeEvent
+from core.realtime.channels import grant_for
+from core.relay import relay_once
+from core.runtime import build_runtime
+from tests.conftest import TABLES, make_settings
+from tests.fakes.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
+from tests.fakes.server import LoopbackServer
+from tests.support.api import Api, bearer
+
+
+@pytest.fixture(scope="module")
+async def loopback() -> AsyncIterator[tuple[FakeAbly, LoopbackServer]]:
+    service = FakeAbly()
+    server = LoopbackServer(service.app)
+    await server.start()
+    yield service, server
+    await server.stop()
+
+
+@pytest.fixture
+async def service(loopback: tuple[FakeAbly, LoopbackServer]) -> FakeAbly:
+    service, server = loopback
+    await service.settle()
+    service.reset()
+    if not server.running:
+        await server.start()
+    return service
+
+
+@pytest.fixture
+def server(loopback: tuple[FakeAbly, LoopbackServer], service: FakeAbly) -> LoopbackServer:
+    return loopback[1]
+
+
+def ably_settings(database_url: str, service: FakeAbly, server: LoopbackServer, **overrides: Any) -> Any:
+    values: dict[str, Any] = {
+        "realtime_provider": "ably",
+        "ably_api_key": service.key,
+        "ably_endpoint": "127.0.0.1",
+        "ably_tls": False,
+        "ably_port": server.port,
+        "ably_use_binary_protocol": False,
+    }
+    return make_settings(database_url, **(values | overrides))
+
+
+@asynccontextmanager
+async def ably_provider(
+    database_url: str, service: FakeAbly, server: LoopbackServer, **overrides: Any
+) -> AsyncIterator[AblyProvider]:
+    provider = AblyProvider.from_settings(ably_settings(database_url, service, server, **overrides))
+    try:
+        yield provider
+    finally:
+        await provider.aclose()
+
+
+@asynccontextmanager
+async def ably_api(
+    database_url: str, service: FakeAbly, server: LoopbackServer, **overrides: Any
+) -> AsyncIterator[Api]:
+    runtime = build_runtime(ably_settings(database_url, service, server, **overrides))
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    transport = httpx.ASGITransport(app=create_app(runtime), client=("203.0.113.9", 50000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(client, runtime)
+    finally:
+        await runtime.aclose()
+
+
+def event(i: int, channel: str = "event:wedding", **data: Any) -> RealtimeEvent:
+    return RealtimeEvent(id=str(i), channel=channel, name="photo:liked", data={"id": str(i), **data})
+
+
+def recomputed_mac(secret: str, token_request: dict[str, Any]) -> str:
+    """The spec's string-to-sign, written out here once more: six fields, each followed by a newline."""
+    signed = "{keyName}\n{ttl}\n{capability}\n{clientId}\n{timestamp}\n{nonce}\n".format(**token_request)
+    return base64.b64encode(hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()).decode()
+
+
+GUEST = Principal(role="GUEST", subject="guest-abc", events=frozenset({"party"}))
+ADMIN = Principal(role="ADMIN", subject="admin:1")
+
+
+# Browser credentials
+
+
+async def test_a_guest_token_request_is_signed_as_documented_and_grants_only_its_events(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_provider(database_url, service, server, realtime_token_ttl_seconds=1800) as provider:
+        token_request = await provider.token_request(grant_for(GUEST, ["open-day"]))
+
+    assert token_request["mac"] == recomputed_mac(service.secret, token_request)
+    assert token_request["mac"] == token_request_mac(service.secret, token_request)
+    assert token_request["keyName"] == service.key_name and service.secret not in json.dumps(token_request)
+    assert token_request["clientId"] == "guest-abc" and token_request["ttl"] == 1800 * 1000
+    assert abs(token_request["timestamp"] - time.time() * 1000) < 5000 and len(token_request["nonce"]) >= 16
+    assert json.loads(token_request["capability"]) == {
+        "event:open-day": ["presence", "subscribe"],
+        "event:party": ["presence", "subscribe"],
+    }
+    token = service.exchange(token_request)  # what Ably does when ably-js sends it
+    assert capability_allows(token.capability, "event:party", "subscribe")
+    assert not capability_allows(token.capability, "event:party", "publish")
+    assert not capability_allows(token.capability, "admin", "subscribe")
+    assert not capability_allows(token.capability, "event:other-party", "subscribe")
+
+
+async def test_an_admin_token_request_adds_the_admin_channel_and_every_event_but_never_publish(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_provider(database_url, service, server) as provider:
+        token_request = await provider.token_request(grant_for(ADMIN))
+
+    token = service.exchange(token_request)
+    assert token.capability == {"admin": ["subscribe"], "event:*": ["presence", "subscribe"]}
+    assert token_request["clientId"] == "admin:1" and token_request["ttl"] == 3600 * 1000
+    assert capability_allows(token.capability, "admin", "subscribe")
+    assert capability_allows(token.capability, "event:any-event", "presence")
+    assert not any(capability_allows(token.capability, c, "publish") for c in ("admin", "event:x"))
+
+
+async def test_the_service_refuses_a_tampered_replayed_or_stale_token_request(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_provider(database_url, service, server) as provider:
+        genuine = await provider.token_request(grant_for(GUEST))
+        stale = await provider.token_request(grant_for(GUEST))
+    escalated = {**genuine, "capability": json.dumps({"*": ["*"]})}
+    stale["timestamp"] -= 121_000
+    stale["mac"] = recomputed_mac(service.secret, stale)
+
+    with pytest.raises(AblyError, match="Invalid mac"):
+        service.exchange(escalated)
+    service.exchange(genuine)
+    with pytest.raises(AblyError, match="replayed"):
+        service.exchange(genuine)
+    with pytest.raises(AblyError, match="Timestamp"):
+        service.exchange(stale)
+
+
+async def test_the_api_serves_token_requests_in_auth_and_at_the_ably_js_auth_url(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_api(database_url, service, server) as api:
+        await api.event("open-day")
+        await api.event("party", access_code="secret-code")
+        guest = await api.guest()
+        admin = await api.admin()
+
+        auth = await api.client.post("/api/realtime/auth", json={"eventSlug": "open-day"}, headers=bearer(guest))
+        by_get = await api.client.get("/api/realtime/ably/token?eventSlug=open-day", headers=bearer(guest))
+        by_post = await api.client.post(
+            "/api/realtime/ably/token",
+            data={"eventSlug": "open-day", "capability": '{"*":["*"]}'},
+            headers=bearer(guest),
+        )
+        nothing = await api.client.get("/api/realtime/ably/token", headers=bearer(guest))
+        protected = await api.client.get("/api/realtime/ably/token?eventSlug=party", headers=bearer(guest))
+        for_admin = await api.client.get("/api/realtime/ably/token", headers=bearer(admin))
+
+    assert auth.status_code == 200, auth.text
+    assert auth.json()["authUrl"] == "/api/realtime/ably/token" and auth.json()["channels"] == ["event:open-day"]
+    for token_request in (auth.json()["tokenRequest"], by_get.json(), by_post.json()):
+        token = service.exchange(token_request)
+        assert token.capability == {"event:open-day": ["presence", "subscribe"]}
+        assert token.client_id == auth.json()["clientId"]
+    assert (nothing.status_code, nothing.json()["error"]["code"]) == (403, "no_channels")
+    assert protected.status_code == 403
+    assert "admin" in service.exchange(for_admin.json()).capability
+
+
+# Publishing through the SDK
+
+
+async def test_one_publish_is_one_batch_request_with_each_outbox_id_as_its_message_id(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    events = [event(7, likeCount=1, note="ünïcødé"), event(8, "admin", likeCount=2), event(9, likeCount=3)]
+    async with ably_provider(database_url, service, server) as provider:
+        await provider.publish(events)
+
+    [specs] = service.requests
+    assert specs == [
+        {
+            "channels": e.channel,
+            "messages": {
+                "id": e.id,
+                "name": e.name,
+                "data": json.dumps(e.data, ensure_ascii=False, separators=(",", ":")),
+                "encoding": "json",
+            },
+        }
+        for e in events
+    ]
+    assert service.auth_schemes == ["Bearer"]  # plain HTTP: a token from the key, never the key itself
+    assert [(d.channel, d.id, d.data) for d in service.delivered] == [(e.channel, e.id, e.data) for e in events]
+
+
+async def test_a_repeated_id_is_delivered_once_within_two_minutes_and_again_after(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_provider(database_url, service, server) as provider:
+        await provider.publish([event(1), event(2)])
+        await provider.publish([event(2), event(3)])
+        service.clock_offset_ms = 121_000
+        try:
+            await provider.publish([event(1)])
+        finally:
+            service.clock_offset_ms = 0
+
+    assert len(service.requests) == 3
+    assert [d.id for d in service.delivered] == ["1", "2", "3", "1"]
+
+
+async def test_msgpack_is_used_when_set_and_the_service_reads_it(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_provider(database_url, service, server, ably_use_binary_protocol=True) as provider:
+        await provider.publish([event(1, note="ünïcødé")])
+
+    assert set(service.content_types) == {"application/x-msgpack"}
+    assert [d.data for d in service.delivered] == [{"id": "1", "note": "ünïcødé"}]
+
+
+async def test_the_service_accepts_basic_auth_with_the_key_and_nothing_else(
+    service: FakeAbly, server: LoopbackServer
+) -> None:
+    body = {"channels": "event:x", "messages": {"id": "b-1", "name": "n", "data": "{}", "encoding": "json"}}
+
+    async def post(credentials: str) -> int:
+        headers = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"http://127.0.0.1:{server.port}/messages", json=body, headers=headers)
+        return response.status_code
+
+    assert await post(service.key) == 200
+    assert await post(f"{service.key_name}:wrong") == 401
+    assert [d.id for d in service.delivered] == ["b-1"]
+
+
+async def test_an_expired_token_is_renewed_once_and_the_publish_goes_through(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_provider(database_url, service, server) as provider:
+        await provider.publish([event(1)])
+        for token in service.tokens.values():
+            token.expires_ms = 0
+        await provider.publish([event(2)])
+
+    assert [d.id for d in service.delivered] == ["1", "2"]
+    assert [code for _, code, _ in service.refusals] == [40142]
+
+
+@pytest.mark.parametrize(
+    ("failure", "transient"),
+    [
+        ("status:500", True),
+        ("status:503", True),
+        ("status:429", True),
+        ("status:400", False),
+        ("wrong-key", False),
+        ("channel:500", True),
+        ("channel:400", False),
+        ("refused", True),
+        ("slow", True),
+    ],
+)
+async def test_publish_failures_are_classified_transient_or_rejected(
+    database_url: str, service: FakeAbly, server: LoopbackServer, failure: str, transient: bool
+) -> None:
+    key = f"{service.key_name}:not-the-secret" if failure == "wrong-key" else service.key
+    kind, _, status = failure.partition(":")
+    if kind == "status":
+        service.fail_status = int(status)
+    elif kind == "channel":
+        service.fail_channels = {"admin": int(status)}
+    elif kind == "refused":
+        await server.stop()
+    elif kind == "slow":
+        service.delay_seconds = 1.0  # the client gives up after publish_timeout_seconds (0.5)
+    async with ably_provider(database_url, service, server, ably_api_key=key) as provider:
+        with pytest.raises(RealtimeError) as failed:
+            await provider.publish([event(1), event(2, "admin")])
+
+    assert failed.value.transient is transient, failed.value
+    assert str(failed.value).startswith("ably: ")
+
+
+# Through the API
+
+
+async def _outbox(api: Api) -> list[Any]:
+    async with api.runtime.engine.connect() as conn:
+        return list((await conn.execute(select(OutboxEvent.__table__).order_by(OutboxEvent.id))).all())
+
+
+async def _make_due(api: Api) -> None:
+    """What the passing of the backoff would do: the relay may take the failed rows now."""
+    async with api.runtime.engine.begin() as conn:
+        await conn.execute(update(OutboxEvent).values(next_attempt_at=OutboxEvent.created_at))
+
+
+async def test_one_like_is_one_request_and_one_comment_is_one_request_with_both_events(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_api(database_url, service, server) as api:
+        photo_id, _ = await api.event("wedding")
+        guest = await api.guest()
+        service.reset()
+
+        liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+        commented = await api.client.post(
+            f"/api/photos/{photo_id}/comments", json={"authorName": "Ann", "content": "Lovely"}, headers=bearer(guest)
+        )
+        rows = await _outbox(api)
+
+    assert (liked.status_code, commented.status_code) == (200, 201)
+    assert [[(s["channels"], s["messages"]["name"]) for s in specs] for specs in service.requests] == [
+        [("event:wedding", "photo:liked")],
+        [("event:wedding", "comment:added"), ("admin", "notification:new-comment")],
+    ]
+    assert [d.id for d in service.delivered] == [str(row.id) for row in rows]
+    assert all(row.published_at is not None for row in rows)
+
+
+async def test_actions_succeed_while_ably_is_down_and_the_relay_delivers_each_once_when_it_is_back(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_api(database_url, service, server) as api:
+        photo_a, photo_b = await api.event("wedding")
+        guests = [await api.guest() for _ in range(3)]
+        service.reset()
+
+        await server.stop()
+        refused = [await api.client.post(f"/api/photos/{photo_a}/like", headers=bearer(g)) for g in guests]
+        await server.start()
+        service.fail_status = 500
+        failed = await api.client.post(
+            f"/api/photos/{photo_b}/comments", json={"authorName": "Bo", "content": "Hi"}, headers=bearer(guests[0])
+        )
+        service.fail_status = None
+        service.delay_seconds = 1.0
+        slow = await api.client.post(f"/api/photos/{photo_b}/like", headers=bearer(guests[1]))
+        service.delay_seconds = 0.0
+        await service.settle()  # the slow answer still delivered its message after we gave up on it
+
+        assert [r.status_code for r in refused] == [200, 200, 200]
+        assert (failed.status_code, slow.status_code) == (201, 200)
+        pending = await _outbox(api)
+        assert len(pending) == 6 and all(row.published_at is None and row.last_error for row in pending)
+
+        await _make_due(api)
+        result = await relay_once(api.runtime)
+        rows = await _outbox(api)
+
+    assert result["published"] == 6 and all(row.published_at is not None for row in rows)
+    # The retried slow message carried the same id, so Ably delivered it once: every event exactly once.
+    assert sorted(int(d.id) for d in service.delivered) == [row.id for row in rows]
+    assert all(d.data["id"] == d.id for d in service.delivered)
+
+
+async def test_a_rejected_publish_is_marked_with_its_reason_and_parked_after_the_attempts(
+    database_url: str, service: FakeAbly, server: LoopbackServer
+) -> None:
+    async with ably_api(
+        database_url, service, server, ably_api_key=f"{service.key_name}:wrong-secret", outbox_max_attempts=2
+    ) as api:
+        photo_id, _ = await api.event("wedding")
+        guest = await api.guest()
+        admin = await api.admin()
+
+        liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+        [row] = await _outbox(api)
+        assert liked.status_code == 200
+        assert row.last_error.startswith("rejected: ably: ") and "Invalid mac" in row.last_error
+
+        await _make_due(api)
+        await relay_once(api.runtime)
+        [row] = await _outbox(api)
+        metrics = await api.client.get("/api/metrics", headers=bearer(admin))
+
+    assert row.parked_at is not None and row.attempts == 2
+    assert metrics.json()["outbox"]["parked"] == 1
+    assert service.delivered == []
