@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import secrets
@@ -95,16 +96,23 @@ def cmd_relay(args: argparse.Namespace) -> None:
         finally:
             await runtime.aclose()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(relay())
-    except KeyboardInterrupt:
-        pass
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
     from core.devserver import run_dev
 
     run_dev(host=args.host, port=args.port, data_dir=Path(args.data_dir))
+
+
+def cmd_socketio(args: argparse.Namespace) -> None:
+    from core.socketio_server.standalone import run_socketio
+
+    try:
+        run_socketio(settings=_settings(), host=args.host, port=args.port)
+    except SettingsError as exc:
+        sys.exit(f"hafi-realtime: {exc}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--interval", type=float, default=1.0, help="seconds between runs with --loop")
     relay.add_argument("--retry-parked", action="store_true", help="queue parked events again first")
     relay.set_defaults(func=cmd_relay)
+
+    sockets = commands.add_parser(
+        "socketio",
+        help="run the standalone Socket.IO server of the self-hosted fallback (needs SOCKETIO_REDIS_URL)",
+        description="One Socket.IO node; nodes share rooms, and receive what the API publishes, through Redis.",
+    )
+    sockets.add_argument("--host", default="127.0.0.1")
+    sockets.add_argument("--port", type=int, default=8001)
+    sockets.set_defaults(func=cmd_socketio)
     return parser
 
 

@@ -16,6 +16,9 @@ MAX_PAYLOAD_BYTES = 10 * 1024
 # id (bigint as a string), seq and timestamp are added at publish time; reserve room for their largest values.
 _ENVELOPE_RESERVE = len(json.dumps({"id": "9" * 19, "seq": 9 * 10**18, "timestamp": 10**13}))
 
+# A client's id for its optimistic update, echoed in the events its request causes (X-Mutation-Id, or a socket payload).
+MUTATION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
 PHOTO_LIKED = "photo:liked"
 PHOTO_UNLIKED = "photo:unliked"
 COMMENT_ADDED = "comment:added"

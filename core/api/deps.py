@@ -10,10 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.auth import Principal, verify_token
 from core.errors import BadRequestError, ForbiddenError, UnauthorizedError
+from core.events import MUTATION_ID_PATTERN
 from core.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="A guest or admin token from /api/auth/*")
-_MUTATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_MUTATION_ID = re.compile(MUTATION_ID_PATTERN)
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -1,0 +1,234 @@
+"""What a Socket.IO client may do, each checked exactly as the HTTP API checks it.
+
+Connecting: ``io(url, {path: "/api/socket", auth: {token}})`` with a guest or admin token from ``/api/auth/*``.
+Without a token the connection is a guest with no rights beyond public events; a bad or expired token is refused
+(``connect_error`` with ``message`` and ``data: {"error": {"code", "message"}}``). The token is verified again on
+every request below, so one that expires while connected stops working then.
+
+Client events, with the payloads of the original platform's browser code. Each answers through the Socket.IO ack;
+a refusal is also sent as an ``error`` event ``{"event": <name>, "error": {"code", "message"}}`` (the HTTP API's
+error shape), for clients that emit without an ack:
+
+- ``join:event``: ``"slug"`` or ``{eventSlug}``; ack ``{room, eventSlug, count}``.
+- ``leave:event``: ``"slug"`` or ``{eventSlug}``; ack ``{room}``.
+- ``join:admin``: no payload; ack ``{room: "admin"}``.
+- ``photo:like``: ``{photoId, liked?: true, eventSlug?, mutationId?}``; ack as the HTTP like,
+  ``{photoId, likeCount, liked, changed}``.
+- ``comment:new``: ``{photoId, authorName, content, eventSlug?, mutationId?}``; ack the comment,
+  ``{id, photoId, authorName, content, createdAt}``.
+
+``photo:like`` and ``comment:new`` are requests, not broadcasts: they run the same services as ``POST
+/api/photos/{id}/like`` and ``POST /api/photos/{id}/comments`` (rate limit, one transaction with the outbox, publish
+after commit), so a like is counted once per session and the broadcast carries the stored count. ``liked: false``
+unlikes. ``eventSlug`` is accepted and ignored: the photo decides its event. Any other event a client emits (a forged
+``photo:liked``, say) is refused and reaches nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+from socketio.exceptions import ConnectionRefusedError as RefusedError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from core import metrics
+from core.actions import action, read
+from core.auth import Principal, verify_token
+from core.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError
+from core.events import MUTATION_ID_PATTERN, PayloadTooLargeError, comment_json
+from core.realtime.channels import ADMIN_CHANNEL, LogicalChannel, can_subscribe, event_channel, is_valid_slug
+from core.runtime import Runtime
+from core.services import comments, likes
+from core.services.photos import visible_event
+from core.socketio_server.presence import Presence
+
+log = logging.getLogger("hafi.socketio")
+
+ERROR_EVENT = "error"
+Answer = dict[str, Any]
+Work = Callable[[str, Any], Awaitable[Answer]]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
+
+    photo_id: int = Field(ge=1, le=2**63 - 1)
+    mutation_id: str | None = Field(default=None, pattern=MUTATION_ID_PATTERN)
+
+
+class LikeRequest(_Request):
+    liked: bool = True
+
+
+class CommentRequest(_Request):
+    author_name: str
+    content: str
+
+
+R = TypeVar("R", bound=_Request)
+
+
+def _parse(model: type[R], data: Any) -> R:
+    try:
+        return model.model_validate(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        described = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise BadRequestError("invalid_input", described) from None
+
+
+def _slug(data: Any) -> str:
+    slug = data.get("eventSlug") if isinstance(data, dict) else data
+    if not isinstance(slug, str) or not is_valid_slug(slug):
+        raise BadRequestError("invalid_input", "Give an event slug, as a string or as {eventSlug}")
+    return slug
+
+
+def _error(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, AppError):
+        return {"code": exc.code, "message": exc.message}
+    if isinstance(exc, PayloadTooLargeError):
+        return {"code": "payload_too_large", "message": str(exc)}
+    if isinstance(exc, OperationalError | PoolTimeoutError):
+        log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
+        return {"code": "database_unavailable", "message": "The database is not reachable; try again shortly"}
+    log.exception("unhandled error in a Socket.IO handler", exc_info=exc)
+    return {"code": "internal_error", "message": "Something went wrong on our side"}
+
+
+class ClientEvents:
+    """The handlers of one server; ``register`` attaches them to its ``socketio.AsyncServer``."""
+
+    def __init__(self, sio: Any, runtime: Runtime, presence: Presence) -> None:
+        self._sio = sio
+        self._runtime = runtime
+        self._presence = presence
+        self._tokens: dict[str, str | None] = {}
+
+    def register(self) -> None:
+        self._sio.on("connect", self.connect)
+        self._sio.on("disconnect", self.disconnect)
+        for event, work in (
+            ("join:event", self._join_event),
+            ("leave:event", self._leave_event),
+            ("join:admin", self._join_admin),
+            ("photo:like", self._like),
+            ("comment:new", self._comment),
+        ):
+            self._sio.on(event, self._handler(event, work))
+        self._sio.on("*", self.refuse)
+
+    def _handler(self, event: str, work: Work) -> Callable[..., Awaitable[Answer]]:
+        # python-socketio awaits only coroutine functions (a lambda's coroutine would be sent back unawaited).
+        async def handle(sid: str, data: Any = None, *_: Any) -> Answer:
+            return await self._answer(sid, event, lambda: work(sid, data))
+
+        return handle
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token is not None:
+            try:
+                self._verify(token)
+            except UnauthorizedError as exc:
+                metrics.incr("socketio_refused")
+                raise RefusedError(exc.message, {"error": {"code": exc.code, "message": exc.message}}) from None
+        self._tokens[sid] = token
+        self._presence.connected(sid)
+
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        self._tokens.pop(sid, None)
+        self._presence.disconnected(sid)
+
+    async def refuse(self, event: str, sid: str, *args: Any) -> Answer:
+        """Clients never publish: any event we do not serve is refused, whatever its name."""
+        log.warning("refused client event", extra={"event": event, "sid": sid})
+        return await self._answer(
+            sid, event, lambda: self._forbid(f"Clients cannot emit {event!r}; actions go through requests")
+        )
+
+    async def _forbid(self, message: str) -> Answer:
+        raise ForbiddenError("client_event_refused", message)
+
+    def _verify(self, token: Any) -> Principal:
+        if not isinstance(token, str):
+            raise UnauthorizedError("invalid_token", "auth.token must be a string")
+        return verify_token(token, self._runtime.settings)
+
+    def _principal(self, sid: str) -> Principal | None:
+        token = self._tokens.get(sid)
+        return None if token is None else self._verify(token)
+
+    def _caller(self, sid: str) -> Principal:
+        principal = self._principal(sid)
+        if principal is None:
+            raise UnauthorizedError("token_required", "This needs a token: connect with auth: {token}")
+        return principal
+
+    async def _answer(self, sid: str, event: str, work: Callable[[], Awaitable[Answer]]) -> Answer:
+        try:
+            return await work()
+        except Exception as exc:
+            error = _error(exc)
+        metrics.incr("socketio_refused")
+        # The client is on this node: no need to go through the message queue to reach it.
+        await self._sio.emit(ERROR_EVENT, {"event": event, "error": error}, to=sid, ignore_queue=True)
+        return {"error": error}
+
+    async def _join_event(self, sid: str, data: Any) -> Answer:
+        principal = self._principal(sid)
+        async with read(self._runtime) as conn:
+            event = await visible_event(conn, principal, _slug(data))
+        room = event_channel(event.slug)
+        await self._sio.enter_room(sid, room)
+        self._presence.joined(sid, room)
+        return {"room": room, "eventSlug": event.slug, "count": self._presence.count(room)}
+
+    async def _leave_event(self, sid: str, data: Any) -> Answer:
+        room = event_channel(_slug(data))
+        await self._sio.leave_room(sid, room)
+        self._presence.left(sid, room)
+        return {"room": room}
+
+    async def _join_admin(self, sid: str, data: Any) -> Answer:
+        if not can_subscribe(self._principal(sid), LogicalChannel(ADMIN_CHANNEL, None), event_protected=True):
+            raise ForbiddenError("admin_only", "Only admins may join the admin room")
+        await self._sio.enter_room(sid, ADMIN_CHANNEL)
+        self._presence.joined(sid, ADMIN_CHANNEL)
+        return {"room": ADMIN_CHANNEL}
+
+    async def _like(self, sid: str, data: Any) -> Answer:
+        principal = self._caller(sid)
+        request = _parse(LikeRequest, data)
+        async with action(self._runtime, rate_limit_key=principal.subject) as uow:
+            state = await likes.set_like(
+                uow,
+                principal=principal,
+                photo_id=request.photo_id,
+                liked=request.liked,
+                mutation_id=request.mutation_id,
+            )
+        return {
+            "photoId": str(state.photo_id),
+            "likeCount": state.like_count,
+            "liked": state.liked,
+            "changed": state.changed,
+        }
+
+    async def _comment(self, sid: str, data: Any) -> Answer:
+        principal = self._caller(sid)
+        request = _parse(CommentRequest, data)
+        async with action(self._runtime, rate_limit_key=principal.subject) as uow:
+            comment = await comments.add_comment(
+                uow,
+                principal=principal,
+                photo_id=request.photo_id,
+                author_name=request.author_name,
+                content=request.content,
+                mutation_id=request.mutation_id,
+            )
+        return comment_json(comment)

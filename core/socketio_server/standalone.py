@@ -1,0 +1,35 @@
+"""``hafi-realtime socketio``: one Socket.IO node on a VPS, behind nginx, sharing rooms with its peers via Redis."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from core.logs import configure_logging
+from core.settings import Settings, SettingsError
+from core.socketio_server.server import build_node
+
+
+def check_settings(settings: Settings) -> None:
+    """A standalone node needs Redis (it is how the API functions reach it) and the database (joins are checked
+    against events, and client likes and comments are stored)."""
+    if not settings.socketio_redis:
+        raise SettingsError(
+            "SOCKETIO_REDIS_URL (or REDIS_URL) must be set: the API functions publish to this server through it"
+        )
+    settings.require_database_url()
+
+
+def run_socketio(*, settings: Settings, host: str, port: int) -> None:
+    check_settings(settings)
+    configure_logging(settings.log_level)
+    # Built before uvicorn starts its loop: safe, because nothing here opens a connection (they belong to the loop
+    # that opens them) before the first request.
+    node = build_node(settings)
+    uvicorn.run(
+        node.asgi_app(standalone=True),
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        log_level="warning",
+        proxy_headers=True,
+    )

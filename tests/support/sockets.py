@@ -1,0 +1,155 @@
+"""Live servers and real Socket.IO clients over loopback, for the Socket.IO tests.
+
+``live_node`` serves the API and a Socket.IO node in the test's own event loop (uvicorn on a free port), so the
+test, the server and its database engine share one loop. ``Client`` wraps ``socketio.AsyncClient`` and records
+every event it receives, so a test can wait for one (bounded) or assert that one never came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import socketio
+import uvicorn
+
+from core.api.app import create_app
+from core.settings import Settings
+from core.socketio_server import SocketNode, build_node
+from tests.support.api import Api
+
+WAIT_SECONDS = 5.0
+
+
+@dataclass
+class LiveServer:
+    url: str
+    node: SocketNode
+    api: Api
+
+
+@contextlib.asynccontextmanager
+async def live_node(settings: Settings) -> AsyncIterator[LiveServer]:
+    node = build_node(settings)
+    app = node.asgi_app(create_app(node.runtime))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=WAIT_SECONDS) as http:
+            yield LiveServer(url, node, Api(http, node.runtime))
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WAIT_SECONDS):
+                await serving
+        await node.aclose()
+
+
+@dataclass
+class Client:
+    """A python-socketio client that keeps what it receives: ``events`` in order, as (name, data)."""
+
+    sio: Any = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
+    events: list[tuple[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        async def record(event: str, data: Any = None) -> None:
+            self.events.append((event, data))
+
+        async def refused(data: Any = None) -> None:
+            self.events.append(("connect_error", data))
+
+        self.sio.on("*", record)
+        self.sio.on("connect_error", refused)
+
+    async def connect(self, url: str, *, token: str | None = None, path: str = "/api/socket") -> None:
+        await self.sio.connect(
+            url,
+            socketio_path=path,
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            wait_timeout=WAIT_SECONDS,
+        )
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.sio.call(event, data, timeout=WAIT_SECONDS)
+
+    def named(self, name: str) -> list[Any]:
+        return [data for event, data in self.events if event == name]
+
+    async def wait_for(self, name: str, match: Callable[[Any], bool] = lambda _: True) -> Any:
+        """The first ``name`` event whose data matches, waiting at most ``WAIT_SECONDS``."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:
+                for data in self.named(name):
+                    if match(data):
+                        return data
+                await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def clients(count: int) -> AsyncIterator[list[Client]]:
+    made = [Client() for _ in range(count)]
+    try:
+        yield made
+    finally:
+        for client in made:
+            await client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def socketio_process(port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``hafi-realtime socketio`` in its own process, ready (``/health`` answers) when this yields."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from core.cli import main; main()", "socketio", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"socketio node exited with {process.returncode}: {output}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"socketio node on port {port} did not start")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

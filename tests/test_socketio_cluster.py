@@ -1,0 +1,143 @@
+"""Two ``hafi-realtime socketio`` processes sharing the machine's Redis, and a third process (this test) publishing
+to them the way a Lambda does: through the write-only Redis manager."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+
+import httpx
+import pytest
+import redis.asyncio
+
+from core.api.app import create_app
+from core.realtime.socketio import SocketIOProvider
+from core.runtime import build_runtime
+from core.settings import Settings
+from tests.conftest import make_settings, redis_url
+from tests.support.api import Api, bearer
+from tests.support.sockets import WAIT_SECONDS, clients, free_port, socketio_process
+
+QUIET_SECONDS = 0.5
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> str:
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis reachable (set TEST_REDIS_URL or start one on 127.0.0.1:6379)")
+    return url
+
+
+@pytest.fixture(scope="module")
+def cluster_settings(database_url: str, redis_server: str) -> Settings:
+    # A channel of our own: other deployments (and test runs) may share this Redis.
+    return make_settings(
+        database_url,
+        realtime_provider="socketio",
+        socketio_redis_url=redis_server,
+        socketio_redis_channel=f"hafi-test-{uuid.uuid4().hex[:10]}",
+        rate_limit_per_minute=10_000,
+    )
+
+
+@pytest.fixture(scope="module")
+def nodes(cluster_settings: Settings) -> Iterator[list[str]]:
+    env = {
+        "APP_ENV": "test",
+        "DATABASE_URL": cluster_settings.require_database_url(),
+        "JWT_SECRET": cluster_settings.jwt_secret.get_secret_value(),
+        "REALTIME_PROVIDER": "socketio",
+        "SOCKETIO_REDIS_URL": cluster_settings.socketio_redis or "",
+        "SOCKETIO_REDIS_CHANNEL": cluster_settings.socketio_redis_channel,
+        "LOG_LEVEL": "WARNING",
+    }
+    ports = [free_port(), free_port()]
+    with ExitStack() as stack:
+        for port in ports:
+            stack.enter_context(socketio_process(port, env))
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+
+
+@pytest.fixture
+async def publisher(cluster_settings: Settings) -> AsyncIterator[Api]:
+    """The API as a function runs it: its provider is the write-only Redis manager, built from settings."""
+    runtime = build_runtime(cluster_settings)
+    assert isinstance(runtime.provider, SocketIOProvider)
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
+        yield Api(client, runtime)
+    await runtime.aclose()
+
+
+async def wait_for_subscribers(settings: Settings, count: int) -> None:
+    """Nodes subscribe to the channel when their first client connects; publishing before that reaches nobody."""
+    connection = redis.asyncio.Redis.from_url(settings.socketio_redis or "")
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:
+                [(_, subscribers)] = await connection.pubsub_numsub(settings.socketio_redis_channel)
+                if subscribers >= count:
+                    return
+                await asyncio.sleep(0.02)
+    finally:
+        await connection.aclose()
+
+
+async def test_a_like_published_by_a_third_process_reaches_a_client_on_each_node(
+    nodes: list[str], publisher: Api, cluster_settings: Settings
+) -> None:
+    slug, other = f"cluster-{uuid.uuid4().hex[:8]}", f"elsewhere-{uuid.uuid4().hex[:8]}"
+    photo_id, _ = await publisher.event(slug)
+    await publisher.event(other)
+    guest = await publisher.guest()
+    async with clients(3) as (on_first, on_second, outside):
+        for client, url, room in ((on_first, nodes[0], slug), (on_second, nodes[1], slug), (outside, nodes[1], other)):
+            await client.connect(url)
+            assert (await client.call("join:event", room))["room"] == f"event:{room}"
+        await wait_for_subscribers(cluster_settings, 2)
+
+        response = await publisher.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+        assert response.status_code == 200, response.text
+
+        received = [await client.wait_for("photo:liked") for client in (on_first, on_second)]
+        await asyncio.sleep(QUIET_SECONDS)
+    assert received[0] == received[1]
+    assert received[0]["photoId"] == photo_id and received[0]["likeCount"] == 1 and received[0]["seq"] == 1
+    assert outside.named("photo:liked") == []
+
+
+async def test_a_like_asked_for_on_one_node_reaches_the_room_on_the_other(
+    nodes: list[str], publisher: Api, cluster_settings: Settings
+) -> None:
+    slug = f"shared-{uuid.uuid4().hex[:8]}"
+    photo_id, _ = await publisher.event(slug)
+    guest = await publisher.guest()
+    async with clients(2) as (asker, watcher):
+        await asker.connect(nodes[0], token=guest)
+        await watcher.connect(nodes[1])
+        for client in (asker, watcher):
+            await client.call("join:event", slug)
+        await wait_for_subscribers(cluster_settings, 2)
+
+        answer = await asker.call("photo:like", {"photoId": photo_id})
+        liked = await watcher.wait_for("photo:liked")
+        mine = await asker.wait_for("photo:liked")
+    assert answer == {"photoId": photo_id, "likeCount": 1, "liked": True, "changed": True}
+    assert liked == mine and liked["likeCount"] == 1
+
+
+async def test_publishing_with_redis_down_raises_a_transient_realtime_error(cluster_settings: Settings) -> None:
+    from core.realtime.base import RealtimeError, RealtimeEvent
+
+    provider = SocketIOProvider.from_settings(
+        cluster_settings.model_copy(update={"socketio_redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    )
+    try:
+        with pytest.raises(RealtimeError) as failed:
+            await provider.publish([RealtimeEvent("1", "event:x", "photo:liked", {"id": "1"})])
+    finally:
+        await provider.aclose()
+    assert failed.value.transient and "Redis" in str(failed.value)
