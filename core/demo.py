@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.models import Event, Photo
 
 DEMO_SLUG = "demo-wedding"
+# Served by `hafi-realtime dev` from web/demo/, so the demo needs no network.
 DEMO_PHOTOS = [
-    ("https://picsum.photos/id/1011/800/600", "First look"),
-    ("https://picsum.photos/id/1027/800/600", "The vows"),
-    ("https://picsum.photos/id/1062/800/600", "Cutting the cake"),
-    ("https://picsum.photos/id/1069/800/600", "First dance"),
-    ("https://picsum.photos/id/1084/800/600", "Sparkler exit"),
+    ("/web/demo/first-look.svg", "First look"),
+    ("/web/demo/vows.svg", "The vows"),
+    ("/web/demo/cake.svg", "Cutting the cake"),
+    ("/web/demo/first-dance.svg", "First dance"),
+    ("/web/demo/sparklers.svg", "Sparkler exit"),
 ]
 
 

@@ -7,9 +7,17 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from core.runtime import Runtime, build_runtime
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp
 
 DEMO_ADMIN_EMAIL = "admin@demo.local"
 log = logging.getLogger("hafi.dev")
@@ -30,14 +38,42 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return uri
 
 
+@dataclass
+class DevApp:
+    """What ``dev`` serves: the API, the demo pages and (with the socketio provider) the Socket.IO node."""
+
+    served: ASGIApp
+    api: FastAPI
+    runtime: Runtime
+    aclose: Callable[[], Awaitable[None]]
+
+
+def build_dev_app(settings: Settings) -> DevApp:
+    from core.api.app import create_app
+    from core.web import mount_web
+
+    node = None
+    if settings.realtime_provider == "socketio":
+        from core.socketio_server import build_node
+
+        # The provider emits straight into this process's server (through Redis only if SOCKETIO_REDIS_URL is set).
+        node = build_node(settings)
+        runtime = node.runtime
+    else:
+        runtime = build_runtime(settings)
+    api = create_app(runtime)
+    mount_web(api)
+    if node is None:
+        return DevApp(api, api, runtime, runtime.aclose)
+    return DevApp(node.asgi_app(api), api, runtime, node.aclose)
+
+
 def run_dev(*, host: str, port: int, data_dir: Path) -> None:
     import uvicorn
 
-    from core.api.app import create_app
     from core.demo import DEMO_SLUG, seed_demo
     from core.migrations import upgrade
     from core.relay import relay_forever
-    from core.runtime import build_runtime
     from core.services.accounts import upsert_admin
     from core.settings import get_settings
 
@@ -45,29 +81,29 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         os.environ["DATABASE_URL"] = start_embedded_postgres(data_dir)
         print(f"embedded Postgres running from {data_dir / 'pgdata'}")
     os.environ.setdefault("DB_POOL_SIZE", "10")
+    # Live with no accounts: our own Socket.IO server, in this process, unless another provider is asked for.
+    os.environ.setdefault("REALTIME_PROVIDER", "socketio")
     settings = get_settings()
     upgrade(settings.require_database_url())
-    runtime = build_runtime(settings)
+    dev = build_dev_app(settings)
+    runtime = dev.runtime
     password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-
-    async def prepare() -> None:
-        await seed_demo(runtime.engine)
-        async with runtime.engine.begin() as conn:
-            await upsert_admin(conn, email=DEMO_ADMIN_EMAIL, password=password)
-
-    app = create_app(runtime)
     stop = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        await prepare()
+        await seed_demo(runtime.engine)
+        async with runtime.engine.begin() as conn:
+            await upsert_admin(conn, email=DEMO_ADMIN_EMAIL, password=password)
         relay = asyncio.create_task(relay_forever(runtime, interval_seconds=2.0, stop=stop))
         base = f"http://{host}:{port}"
+        sockets = f"  Socket.IO  {base}{settings.socketio_path}\n" if settings.realtime_provider == "socketio" else ""
         print(
             f"\nHafiportrait Realtime is running ({settings.realtime_provider} provider)\n"
+            f"  gallery    {base}/?event={DEMO_SLUG}\n"
+            f"  moderation {base}/admin  ({DEMO_ADMIN_EMAIL} / {password})\n"
             f"  API docs   {base}/api/docs\n"
-            f"  demo event {base}/api/events/{DEMO_SLUG}\n"
-            f"  admin      {DEMO_ADMIN_EMAIL} / {password}\n",
+            f"{sockets}",
             flush=True,
         )
         try:
@@ -75,7 +111,7 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         finally:
             stop.set()
             await relay
-            await runtime.aclose()
+            await dev.aclose()
 
-    app.router.lifespan_context = lifespan
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    dev.api.router.lifespan_context = lifespan
+    uvicorn.run(dev.served, host=host, port=port, log_level="warning", ws="websockets-sansio")

@@ -1,0 +1,118 @@
+"""The demo pages in a real browser (Debian's Chromium driven by Playwright) against what `hafi-realtime dev`
+serves: two guests see each other's likes and comments live, and an admin moderates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+
+from core.devserver import DevApp, build_dev_app
+from core.runtime import Runtime
+from tests.conftest import make_settings
+from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 8000
+
+try:
+    from playwright.async_api import Browser, Page, async_playwright
+except ImportError:  # pragma: no cover - the dev extra installs it
+    async_playwright = None  # type: ignore[assignment]
+
+
+def _skip_without_browser() -> None:
+    missing = "playwright" if async_playwright is None else CHROMIUM if not shutil.which(CHROMIUM) else None
+    if missing is None:
+        return
+    if os.environ.get("BROWSER_REQUIRED"):
+        raise RuntimeError(f"BROWSER_REQUIRED is set but {missing} is not installed")
+    pytest.skip(f"{missing} is not installed (apt-get install -y chromium)")
+
+
+@contextlib.asynccontextmanager
+async def _serve(dev: DevApp) -> AsyncIterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(dev.served, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        await dev.aclose()
+
+
+@pytest.fixture
+async def site(runtime: Runtime) -> AsyncIterator[tuple[str, Api]]:
+    _skip_without_browser()
+    dev = build_dev_app(make_settings(runtime.settings.require_database_url(), realtime_provider="socketio"))
+    async with _serve(dev) as url, httpx.AsyncClient(base_url=url) as http:
+        yield url, Api(http, dev.runtime)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert async_playwright is not None
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield launched
+        await launched.close()
+
+
+async def _gallery(browser: Browser, url: str) -> Page:
+    page = await (await browser.new_context()).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("dialog", lambda dialog: pytest.fail(f"the page ran injected script: {dialog.message}"))
+    await page.goto(f"{url}/?event=wedding")
+    await page.wait_for_selector(".status[data-state=live]")
+    return page
+
+
+async def test_two_guests_see_each_others_likes_and_comments_and_an_admin_moderates(
+    site: tuple[str, Api], browser: Browser
+) -> None:
+    url, api = site
+    await api.event("wedding", photos=3)
+    alice, bob = await _gallery(browser, url), await _gallery(browser, url)
+
+    await alice.click(".card:nth-child(2) .like")
+    await bob.wait_for_function("document.querySelector('.card:nth-child(2) .count').textContent === '1'")
+    assert await alice.get_attribute(".card:nth-child(2) .like", "aria-pressed") == "true"
+    assert await bob.get_attribute(".card:nth-child(2) .like", "aria-pressed") == "false"
+
+    admin = await (await browser.new_context()).new_page()
+    admin.set_default_timeout(TIMEOUT_MS)
+    await admin.goto(f"{url}/admin")
+    await api.admin()  # the account the page signs in with
+    await admin.fill("#email", ADMIN_EMAIL)
+    await admin.fill("#password", ADMIN_PASSWORD)
+    await admin.click("#login button")
+    await admin.wait_for_selector(".status[data-state=live]")
+
+    await alice.fill(".card:nth-child(2) input[name=authorName]", "Aunt <b>May</b>")
+    await alice.fill(".card:nth-child(2) textarea", "Lovely! <img src=x onerror=alert(1)>")
+    await alice.click(".card:nth-child(2) form button")
+    comment = bob.locator(".card:nth-child(2) .comments li")
+    await comment.wait_for()
+    assert await comment.inner_text() == "Aunt <b>May</b>Lovely! <img src=x onerror=alert(1)>"
+    notification = admin.locator("#feed li")
+    await notification.wait_for()
+    assert "Lovely!" in await notification.inner_text()
+
+    await admin.click("#rows tr:first-child button:has-text('Hide')")
+    await bob.wait_for_selector(".card:nth-child(2) .comments li", state="detached")
+    await alice.wait_for_selector(".card:nth-child(2) .comments li", state="detached")
