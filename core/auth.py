@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -112,5 +113,8 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-# Verifying against this when an account does not exist keeps a login's timing the same for known and unknown emails.
-DUMMY_SECRET_HASH = hash_secret(secrets.token_urlsafe(16))
+@functools.cache
+def dummy_secret_hash() -> str:
+    """Verifying against this when an account does not exist keeps a login's timing the same for known and unknown
+    emails. Made on first use: a scrypt hash costs tens of milliseconds, too much for every cold start."""
+    return hash_secret(secrets.token_urlsafe(16))

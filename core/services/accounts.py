@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.auth import DUMMY_SECRET_HASH, Principal, hash_secret, verify_secret
+from core.auth import Principal, dummy_secret_hash, hash_secret, verify_secret
 from core.errors import BadRequestError, UnauthorizedError
 from core.models import Admin
 
@@ -39,7 +39,7 @@ async def authenticate(conn: AsyncConnection, *, email: str, password: str) -> P
         )
     ).one_or_none()
     # Verify even when the account does not exist, so timing does not tell which emails are admins.
-    valid = verify_secret(password, row.password_hash if row else DUMMY_SECRET_HASH)
+    valid = verify_secret(password, row.password_hash if row else dummy_secret_hash())
     if row is None or not valid:
         raise UnauthorizedError("invalid_credentials", "Email or password is wrong")
     return Principal(role="ADMIN", subject=f"admin-{row.id}", email=row.email)
