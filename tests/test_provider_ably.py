@@ -26,8 +26,8 @@ from core.relay import relay_once
 from core.runtime import build_runtime
 from tests.conftest import TABLES, make_settings
 from tests.fakes.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
-from tests.fakes.server import LoopbackServer
 from tests.support.api import Api, bearer
+from tests.support.loopback import LoopbackServer
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from core.relay import relay_once
 from core.runtime import build_runtime
 from tests.conftest import TABLES, make_settings
 from tests.fakes.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
-from tests.fakes.server import LoopbackServer
 from tests.support.api import Api, bearer
+from tests.support.loopback import LoopbackServer
 
 # The worked examples of Pusher's docs (library_auth_reference/rest-api.md and auth-signatures.md).
 DOC_KEY, DOC_SECRET = "278d425bdf160c739803", "7ad3773142a6692b25b8"

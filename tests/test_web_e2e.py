@@ -3,20 +3,18 @@ serves: two guests see each other's likes and comments live, and an admin modera
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
-from core.devserver import DevApp, build_dev_app
+from core.devserver import build_dev_app
 from core.runtime import Runtime
 from tests.conftest import make_settings
 from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from tests.support.loopback import serving
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 8000
@@ -36,29 +34,15 @@ def _skip_without_browser() -> None:
     pytest.skip(f"{missing} is not installed (apt-get install -y chromium)")
 
 
-@contextlib.asynccontextmanager
-async def _serve(dev: DevApp) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(dev.served, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio")
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        await dev.aclose()
-
-
 @pytest.fixture
 async def site(runtime: Runtime) -> AsyncIterator[tuple[str, Api]]:
     _skip_without_browser()
     dev = build_dev_app(make_settings(runtime.settings.require_database_url(), realtime_provider="socketio"))
-    async with _serve(dev) as url, httpx.AsyncClient(base_url=url) as http:
-        yield url, Api(http, dev.runtime)
+    try:
+        async with serving(dev.served, websockets=True) as server, httpx.AsyncClient(base_url=server.url) as http:
+            yield server.url, Api(http, dev.runtime)
+    finally:
+        await dev.aclose()
 
 
 @pytest.fixture

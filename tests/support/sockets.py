@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 import socketio
-import uvicorn
 
 from core.api.app import create_app
 from core.settings import Settings
 from core.socketio_server import SocketNode, build_node
 from tests.support.api import Api
+from tests.support.loopback import serving
 
 WAIT_SECONDS = 5.0
 
@@ -40,25 +40,13 @@ class LiveServer:
 @contextlib.asynccontextmanager
 async def live_node(settings: Settings) -> AsyncIterator[LiveServer]:
     node = build_node(settings)
-    app = node.asgi_app(create_app(node.runtime))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(WAIT_SECONDS):
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=url, timeout=WAIT_SECONDS) as http:
-            yield LiveServer(url, node, Api(http, node.runtime))
+        async with (
+            serving(node.asgi_app(create_app(node.runtime)), websockets=True) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=WAIT_SECONDS) as http,
+        ):
+            yield LiveServer(server.url, node, Api(http, node.runtime))
     finally:
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(WAIT_SECONDS):
-                await serving
         await node.aclose()
 
 

@@ -1,18 +1,22 @@
 """Serves an ASGI app on 127.0.0.1 inside the test's event loop, and can stop and restart it on the same port (so
-a client sees "connection refused" while it is down)."""
+a client sees "connection refused" while it is down): the fake Ably and Pusher services, the API with its Socket.IO
+node, the pages a browser opens."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
 
 class LoopbackServer:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, websockets: bool = False) -> None:
         self.app = app
+        self._ws = "websockets-sansio" if websockets else "none"
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -27,7 +31,7 @@ class LoopbackServer:
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", http="h11", ws="none", timeout_graceful_shutdown=1
+            self.app, log_level="warning", lifespan="off", http="h11", ws=self._ws, timeout_graceful_shutdown=1
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
@@ -43,3 +47,17 @@ class LoopbackServer:
         self._server.should_exit = True
         await self._task
         self._server = self._task = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, *, websockets: bool = False) -> AsyncIterator[LoopbackServer]:
+    server = LoopbackServer(app, websockets=websockets)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

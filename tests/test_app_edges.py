@@ -1,0 +1,64 @@
+"""What the app answers when a dependency is down, and to browsers from other origins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from core.api.app import create_app
+from core.realtime.memory import MemoryProvider
+from core.runtime import Runtime, build_runtime
+from tests.conftest import make_settings
+from tests.support.api import Api, bearer
+
+
+@pytest.fixture
+async def client_without_database(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    # Nothing listens on port 1: every connection attempt is refused at once.
+    settings = make_settings("postgresql+psycopg://postgres@127.0.0.1:1/none", db_connect_timeout=1)
+    down = build_runtime(settings, provider=MemoryProvider())
+    transport = httpx.ASGITransport(app=create_app(down))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await down.aclose()
+
+
+async def test_a_database_outage_is_a_503_with_the_error_shape_and_health_stays_up(
+    client_without_database: httpx.AsyncClient, api: Api
+) -> None:
+    guest = await api.guest()
+
+    page = await client_without_database.get("/api/events/wedding")
+    like = await client_without_database.post("/api/photos/1/like", headers=bearer(guest))
+    health = await client_without_database.get("/api/health")
+
+    assert page.status_code == like.status_code == 503
+    assert page.json()["error"]["code"] == "database_unavailable"
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+@pytest.fixture
+async def cors_api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(runtime.settings.require_database_url(), cors_origins=["https://gallery.example"])
+    app = create_app(build_runtime(settings, engine=runtime.engine, provider=MemoryProvider()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client
+
+
+async def test_only_configured_origins_may_call_the_api_from_a_browser(cors_api: httpx.AsyncClient) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,x-mutation-id",
+    }
+
+    allowed = await cors_api.options("/api/photos/1/like", headers={"Origin": "https://gallery.example", **preflight})
+    refused = await cors_api.options("/api/photos/1/like", headers={"Origin": "https://evil.example", **preflight})
+    simple_request = await cors_api.get("/api/health", headers={"Origin": "https://gallery.example"})
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://gallery.example"
+    assert "x-mutation-id" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in refused.headers
+    assert "retry-after" in simple_request.headers["access-control-expose-headers"].lower()
