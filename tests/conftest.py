@@ -5,16 +5,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from core.api.app import create_app
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime, build_runtime
 from core.settings import Settings
 from tests.support.api import Api
-from tests.support.database import fresh_database
-
-TABLES = "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits"
+from tests.support.database import empty_tables, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +48,7 @@ async def session_runtime(settings: Settings) -> AsyncIterator[Runtime]:
 @pytest.fixture
 async def runtime(session_runtime: Runtime) -> AsyncIterator[Runtime]:
     """The shared runtime with an empty database and a fresh memory provider."""
-    async with session_runtime.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    await empty_tables(session_runtime.engine)
     provider = session_runtime.provider
     assert isinstance(provider, MemoryProvider)
     provider.reset()

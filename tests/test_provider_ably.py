@@ -9,24 +9,22 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
-from core.api.app import create_app
 from core.auth import Principal
 from core.models import OutboxEvent
 from core.realtime.ably import AblyProvider
-from core.realtime.base import RealtimeError, RealtimeEvent
+from core.realtime.base import RealtimeError
 from core.realtime.channels import grant_for
 from core.relay import relay_once
-from core.runtime import build_runtime
-from tests.conftest import TABLES, make_settings
+from tests.conftest import make_settings
 from tests.fakes.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
-from tests.support.api import Api, bearer
+from tests.support.api import Api, api_with, bearer, realtime_event
 from tests.support.loopback import LoopbackServer
 
 
@@ -77,23 +75,10 @@ async def ably_provider(
         await provider.aclose()
 
 
-@asynccontextmanager
-async def ably_api(
+def ably_api(
     database_url: str, service: FakeAbly, server: LoopbackServer, **overrides: Any
-) -> AsyncIterator[Api]:
-    runtime = build_runtime(ably_settings(database_url, service, server, **overrides))
-    async with runtime.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-    transport = httpx.ASGITransport(app=create_app(runtime), client=("203.0.113.9", 50000))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client, runtime)
-    finally:
-        await runtime.aclose()
-
-
-def event(i: int, channel: str = "event:wedding", **data: Any) -> RealtimeEvent:
-    return RealtimeEvent(id=str(i), channel=channel, name="photo:liked", data={"id": str(i), **data})
+) -> AbstractAsyncContextManager[Api]:
+    return api_with(ably_settings(database_url, service, server, **overrides))
 
 
 def recomputed_mac(secret: str, token_request: dict[str, Any]) -> str:
@@ -201,7 +186,11 @@ async def test_the_api_serves_token_requests_in_auth_and_at_the_ably_js_auth_url
 async def test_one_publish_is_one_batch_request_with_each_outbox_id_as_its_message_id(
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
-    events = [event(7, likeCount=1, note="ünïcødé"), event(8, "admin", likeCount=2), event(9, likeCount=3)]
+    events = [
+        realtime_event(7, likeCount=1, note="ünïcødé"),
+        realtime_event(8, "admin", likeCount=2),
+        realtime_event(9, likeCount=3),
+    ]
     async with ably_provider(database_url, service, server) as provider:
         await provider.publish(events)
 
@@ -226,11 +215,11 @@ async def test_a_repeated_id_is_delivered_once_within_two_minutes_and_again_afte
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
     async with ably_provider(database_url, service, server) as provider:
-        await provider.publish([event(1), event(2)])
-        await provider.publish([event(2), event(3)])
+        await provider.publish([realtime_event(1), realtime_event(2)])
+        await provider.publish([realtime_event(2), realtime_event(3)])
         service.clock_offset_ms = 121_000
         try:
-            await provider.publish([event(1)])
+            await provider.publish([realtime_event(1)])
         finally:
             service.clock_offset_ms = 0
 
@@ -242,7 +231,7 @@ async def test_msgpack_is_used_when_set_and_the_service_reads_it(
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
     async with ably_provider(database_url, service, server, ably_use_binary_protocol=True) as provider:
-        await provider.publish([event(1, note="ünïcødé")])
+        await provider.publish([realtime_event(1, note="ünïcødé")])
 
     assert set(service.content_types) == {"application/x-msgpack"}
     assert [d.data for d in service.delivered] == [{"id": "1", "note": "ünïcødé"}]
@@ -268,10 +257,10 @@ async def test_an_expired_token_is_renewed_once_and_the_publish_goes_through(
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
     async with ably_provider(database_url, service, server) as provider:
-        await provider.publish([event(1)])
+        await provider.publish([realtime_event(1)])
         for token in service.tokens.values():
             token.expires_ms = 0
-        await provider.publish([event(2)])
+        await provider.publish([realtime_event(2)])
 
     assert [d.id for d in service.delivered] == ["1", "2"]
     assert [code for _, code, _ in service.refusals] == [40142]
@@ -306,7 +295,7 @@ async def test_publish_failures_are_classified_transient_or_rejected(
         service.delay_seconds = 1.0  # the client gives up after publish_timeout_seconds (0.5)
     async with ably_provider(database_url, service, server, ably_api_key=key) as provider:
         with pytest.raises(RealtimeError) as failed:
-            await provider.publish([event(1), event(2, "admin")])
+            await provider.publish([realtime_event(1), realtime_event(2, "admin")])
 
     assert failed.value.transient is transient, failed.value
     assert str(failed.value).startswith("ably: ")

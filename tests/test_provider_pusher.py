@@ -7,23 +7,21 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pusher
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
-from core.api.app import create_app
 from core.models import OutboxEvent
-from core.realtime.base import RealtimeError, RealtimeEvent
+from core.realtime.base import RealtimeError
 from core.realtime.pusher import PusherProvider, logical_channel, wire_channel
 from core.relay import relay_once
-from core.runtime import build_runtime
-from tests.conftest import TABLES, make_settings
+from tests.conftest import make_settings
 from tests.fakes.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
-from tests.support.api import Api, bearer
+from tests.support.api import Api, api_with, bearer, realtime_event
 from tests.support.loopback import LoopbackServer
 
 # The worked examples of Pusher's docs (library_auth_reference/rest-api.md and auth-signatures.md).
@@ -68,23 +66,10 @@ def pusher_settings(database_url: str, service: FakePusher, server: LoopbackServ
     return make_settings(database_url, **(values | overrides))
 
 
-@asynccontextmanager
-async def pusher_api(
+def pusher_api(
     database_url: str, service: FakePusher, server: LoopbackServer, **overrides: Any
-) -> AsyncIterator[Api]:
-    runtime = build_runtime(pusher_settings(database_url, service, server, **overrides))
-    async with runtime.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-    transport = httpx.ASGITransport(app=create_app(runtime), client=("203.0.113.9", 50000))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client, runtime)
-    finally:
-        await runtime.aclose()
-
-
-def event(i: int, channel: str = "event:wedding", **data: Any) -> RealtimeEvent:
-    return RealtimeEvent(id=str(i), channel=channel, name="photo:liked", data={"id": str(i), **data})
+) -> AbstractAsyncContextManager[Api]:
+    return api_with(pusher_settings(database_url, service, server, **overrides))
 
 
 def signed_url(service: FakePusher, server: LoopbackServer, path: str, body: bytes, timestamp: int) -> str:
@@ -170,7 +155,9 @@ async def test_publish_splits_into_batches_of_ten_with_mapped_channels_and_uncha
     database_url: str, service: FakePusher, server: LoopbackServer
 ) -> None:
     provider = PusherProvider.from_settings(pusher_settings(database_url, service, server))
-    events = [event(i, "admin" if i % 5 == 0 else "event:wedding", likeCount=i, note="ünïcødé") for i in range(23)]
+    events = [
+        realtime_event(i, "admin" if i % 5 == 0 else "event:wedding", likeCount=i, note="ünïcødé") for i in range(23)
+    ]
     try:
         await provider.publish(events)
     finally:
@@ -187,7 +174,7 @@ async def test_an_event_over_ten_kilobytes_of_utf8_is_refused_before_anything_is
 ) -> None:
     provider = PusherProvider.from_settings(pusher_settings(database_url, service, server))
     # 3,500 euro signs: about 7 KB as a Python object (what the SDK measures), 10.5 KB of UTF-8 (what Pusher counts).
-    events = [event(1), event(2, text="€" * 3500)]
+    events = [realtime_event(1), realtime_event(2, text="€" * 3500)]
     try:
         with pytest.raises(RealtimeError) as refused:
             await provider.publish(events)
@@ -224,7 +211,7 @@ async def test_publish_failures_are_classified_transient_or_rejected(
         service.delay_seconds = 1.0  # the client gives up after publish_timeout_seconds (0.5)
     try:
         with pytest.raises(RealtimeError) as failed:
-            await provider.publish([event(1)])
+            await provider.publish([realtime_event(1)])
     finally:
         await provider.aclose()
 

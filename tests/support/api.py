@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from core.runtime import Runtime
+from core.api.app import create_app
+from core.realtime.base import RealtimeEvent
+from core.runtime import Runtime, build_runtime
 from core.services.accounts import upsert_admin
+from core.settings import Settings
+from tests.support.database import empty_tables
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery"
@@ -54,3 +60,21 @@ class Api:
         )
         assert response.status_code == 201, response.text
         return [photo["id"] for photo in response.json()["photos"]]
+
+
+@asynccontextmanager
+async def api_with(settings: Settings) -> AsyncIterator[Api]:
+    """The API of a runtime of its own (another provider, say), over emptied tables."""
+    runtime = build_runtime(settings)
+    await empty_tables(runtime.engine)
+    transport = httpx.ASGITransport(app=create_app(runtime), client=("203.0.113.9", 50000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(client, runtime)
+    finally:
+        await runtime.aclose()
+
+
+def realtime_event(i: int, channel: str = "event:wedding", **data: Any) -> RealtimeEvent:
+    """A ready-to-publish event with id ``i``, for tests of a provider alone."""
+    return RealtimeEvent(id=str(i), channel=channel, name="photo:liked", data={"id": str(i), **data})

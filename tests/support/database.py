@@ -11,9 +11,19 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.migrations import upgrade
+
+TABLES = "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits"
+
+
+async def empty_tables(engine: AsyncEngine) -> None:
+    """Every table emptied and its ids restarted: each test starts from a fresh schema."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
 
 
 def _server_url() -> tuple[str, object | None]:
