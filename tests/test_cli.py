@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -12,15 +11,14 @@ from sqlalchemy import func, select
 from core.demo import DEMO_SLUG
 from core.models import Admin, Event, Photo
 from core.runtime import Runtime
+from tests.support.cli import hafi_realtime
 
 COMMANDS = ["dev", "migrate", "seed-demo", "create-admin", "relay"]
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("hafi-realtime")
-    assert executable, "the package must be installed (pip install -e .[dev])"
     return subprocess.run(
-        [executable, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
+        [hafi_realtime(), *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
     )
 
 

@@ -12,7 +12,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from core.api.app import create_app
 from core.settings import Settings
 from core.socketio_server import SocketNode, build_node
 from tests.support.api import Api
+from tests.support.cli import hafi_realtime
 from tests.support.loopback import serving
 
 WAIT_SECONDS = 5.0
@@ -116,7 +116,7 @@ def free_port() -> int:
 def socketio_process(port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     """``hafi-realtime socketio`` in its own process, ready (``/health`` answers) when this yields."""
     process = subprocess.Popen(
-        [sys.executable, "-c", "from core.cli import main; main()", "socketio", "--port", str(port)],
+        [hafi_realtime(), "socketio", "--port", str(port)],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
