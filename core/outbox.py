@@ -100,6 +100,23 @@ async def insert_events(
     return sorted((_row_to_event(row) for row in result), key=lambda e: e.id)
 
 
+# Hot-path statements are built once: constructing a SQLAlchemy statement per request costs more than sending it.
+_MARK_PUBLISHED = text(
+    """
+    UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL
+    """
+)
+_MARK_FAILED = text(
+    """
+    UPDATE outbox SET attempts = attempts + 1, last_error = :error,
+        next_attempt_at = now() + make_interval(secs => :backoff),
+        parked_at = CASE WHEN :park THEN now() END
+    WHERE id = ANY(CAST(:ids AS bigint[]))
+    """
+)
+
+
 def _backoff_seconds(attempts: int) -> int:
     return int(min(2 ** max(attempts - 1, 0), _MAX_BACKOFF_SECONDS))
 
@@ -135,11 +152,7 @@ async def publish(
         await _record_failure(conn, rows, outcome, settings, transient=transient)
         _log_publish(provider, rows, started, "failed" if transient else "rejected", outcome.error)
         return outcome
-    await conn.execute(
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None))
-        .values(published_at=func.now(), attempts=OutboxEvent.attempts + 1, last_error=None)
-    )
+    await conn.execute(_MARK_PUBLISHED, {"ids": ids})
     outcome.published = ids
     _log_publish(provider, rows, started, "published", None)
     return outcome
@@ -158,18 +171,12 @@ async def _record_failure(
     reason = error if transient else f"rejected: {error}"
     ids = [row.id for row in rows]
     park = attempts >= settings.outbox_max_attempts
-    values: dict[str, Any] = {
-        "attempts": OutboxEvent.attempts + 1,
-        "last_error": reason,
-        "next_attempt_at": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, _backoff_seconds(attempts)),
-    }
     if park:
-        values["parked_at"] = func.now()
         outcome.parked = ids
         log.error("outbox events parked after %d attempts", attempts, extra={"event_ids": ids, "error": reason})
     else:
         outcome.failed = ids
-    await conn.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(**values))
+    await conn.execute(_MARK_FAILED, {"ids": ids, "error": reason, "backoff": _backoff_seconds(attempts), "park": park})
 
 
 def _log_publish(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import events
@@ -42,8 +42,11 @@ class LikeState:
     changed: bool
 
 
+_LIKE_COUNT = select(Photo.like_count).where(Photo.id == bindparam("photo_id"))
+
+
 async def _like_count(conn: AsyncConnection, photo_id: int) -> int:
-    return int(await conn.scalar(select(Photo.like_count).where(Photo.id == photo_id)) or 0)
+    return int(await conn.scalar(_LIKE_COUNT, {"photo_id": photo_id}) or 0)
 
 
 async def set_like(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.auth import Principal
@@ -33,14 +33,19 @@ def _check_access(principal: Principal | None, slug: str, protected: bool) -> No
         raise ForbiddenError("access_code_required", f"Event {slug!r} needs its access code (POST /api/auth/guest)")
 
 
+# Built once: every action starts with one of these lookups.
+_PHOTO = (
+    select(Photo.id, Photo.event_id, Event.slug, Event.access_code_hash.is_not(None).label("protected"))
+    .join(Event, Event.id == Photo.event_id)
+    .where(Photo.id == bindparam("photo_id"))
+)
+_EVENT = select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not(None).label("protected")).where(
+    Event.slug == bindparam("slug")
+)
+
+
 async def visible_photo(conn: AsyncConnection, principal: Principal | None, photo_id: int) -> PhotoRef:
-    row = (
-        await conn.execute(
-            select(Photo.id, Photo.event_id, Event.slug, Event.access_code_hash.is_not(None).label("protected"))
-            .join(Event, Event.id == Photo.event_id)
-            .where(Photo.id == photo_id)
-        )
-    ).one_or_none()
+    row = (await conn.execute(_PHOTO, {"photo_id": photo_id})).one_or_none()
     if row is None:
         raise NotFoundError("photo_not_found", f"No photo {photo_id}")
     _check_access(principal, row.slug, row.protected)
@@ -48,13 +53,7 @@ async def visible_photo(conn: AsyncConnection, principal: Principal | None, phot
 
 
 async def visible_event(conn: AsyncConnection, principal: Principal | None, slug: str) -> EventRef:
-    row = (
-        await conn.execute(
-            select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not(None).label("protected")).where(
-                Event.slug == slug
-            )
-        )
-    ).one_or_none()
+    row = (await conn.execute(_EVENT, {"slug": slug})).one_or_none()
     if row is None:
         raise NotFoundError("event_not_found", f"No event {slug!r}")
     _check_access(principal, row.slug, row.protected)
