@@ -148,9 +148,15 @@ async def publish(
             await provider.publish([payloads.realtime_event(row) for row in rows])
     except (RealtimeError, TimeoutError) as exc:
         transient = exc.transient if isinstance(exc, RealtimeError) else True
+        delivered = exc.delivered if isinstance(exc, RealtimeError) else frozenset()
         outcome.error = str(exc) or f"publish timed out after {settings.publish_timeout_seconds} s"
-        await _record_failure(conn, rows, outcome, settings, transient=transient)
-        _log_publish(provider, rows, started, "failed" if transient else "rejected", outcome.error)
+        if delivered:
+            outcome.published = [row.id for row in rows if str(row.id) in delivered]
+            await conn.execute(_MARK_PUBLISHED, {"ids": outcome.published})
+            _log_publish(provider, [row for row in rows if row.id in outcome.published], started, "published", None)
+        undelivered = [row for row in rows if str(row.id) not in delivered]
+        await _record_failure(conn, undelivered, outcome, settings, transient=transient)
+        _log_publish(provider, undelivered, started, "failed" if transient else "rejected", outcome.error)
         return outcome
     await conn.execute(_MARK_PUBLISHED, {"ids": ids})
     outcome.published = ids
@@ -166,6 +172,8 @@ async def _record_failure(
     *,
     transient: bool,
 ) -> None:
+    if not rows:
+        return
     attempts = max(row.attempts for row in rows) + 1
     error = (outcome.error or "")[:_ERROR_TEXT_LIMIT]
     reason = error if transient else f"rejected: {error}"

@@ -406,3 +406,30 @@ async def test_a_rejected_publish_is_marked_with_its_reason_and_parked_after_the
     assert row.parked_at is not None and row.attempts == 3 and row.published_at is None
     assert metrics.json()["outbox"]["parked"] == 1
     assert service.accepted == []
+
+
+async def test_a_relay_batch_that_fails_midway_resends_only_what_pusher_did_not_accept(
+    database_url: str, service: FakePusher, server: LoopbackServer
+) -> None:
+    async with pusher_api(database_url, service, server) as api:
+        photo_ids = await api.event("wedding", photos=23)
+        guest = await api.guest()
+        await server.stop()  # every like's own publish fails: 23 pending events for the relay
+        for photo_id in photo_ids:
+            assert (await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))).status_code == 200
+        await server.start()
+        service.reset()
+        service.fail_status, service.fail_from_request = 503, 1  # the first request of 10 goes through, then 503
+
+        await _make_due(api)
+        first = await relay_once(api.runtime)
+        rows = await _outbox(api)
+        service.fail_status = None
+        await _make_due(api)
+        second = await relay_once(api.runtime)
+
+    assert (first["published"], first["failed"]) == (10, 13)
+    assert [row.published_at is not None for row in rows] == [True] * 10 + [False] * 13
+    assert second["published"] == 13
+    delivered_ids = [json.loads(event["data"])["id"] for event in service.accepted]
+    assert sorted(delivered_ids, key=int) == [str(row.id) for row in rows]  # each once: no event sent twice

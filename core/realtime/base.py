@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -40,11 +40,14 @@ class RealtimeError(Exception):
 
     ``transient`` is True where trying again later may succeed (timeout, connection refused, 5xx) and False where
     the provider rejected the request itself (bad key, malformed or oversized message): retrying that is pointless.
+    ``delivered`` holds the ids of events the provider accepted before the failure (a publish it had to split into
+    several requests), so that they are not sent again.
     """
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
+    def __init__(self, message: str, *, transient: bool = True, delivered: Collection[str] = ()) -> None:
         super().__init__(message)
         self.transient = transient
+        self.delivered = frozenset(delivered)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r}, transient={self.transient!r})"

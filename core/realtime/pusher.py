@@ -115,9 +115,15 @@ class PusherProvider(RealtimeProvider):
 
     async def publish(self, events: Sequence[RealtimeEvent]) -> None:
         batch = [self._wire_event(event) for event in events]  # all checked before the first request goes out
+        delivered: list[str] = []
         for start in range(0, len(batch), MAX_BATCH):
-            # already_encoded: our dicts go out as built; the SDK would re-check size wrongly and rewrite them.
-            await self._client.trigger_batch(batch[start : start + MAX_BATCH], already_encoded=True)
+            try:
+                # already_encoded: our dicts go out as built; the SDK would re-check size wrongly and rewrite them.
+                await self._client.trigger_batch(batch[start : start + MAX_BATCH], already_encoded=True)
+            except RealtimeError as exc:
+                # Pusher does not deduplicate: say which events went out, so only the rest are sent again.
+                raise RealtimeError(str(exc), transient=exc.transient, delivered=delivered) from exc
+            delivered.extend(event.id for event in events[start : start + MAX_BATCH])
 
     @staticmethod
     def _wire_event(event: RealtimeEvent) -> dict[str, str]:

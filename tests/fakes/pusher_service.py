@@ -53,6 +53,7 @@ class FakePusher:
     requests: list[list[dict[str, Any]]] = field(default_factory=list)  # the events of each accepted request
     refusals: list[tuple[int, str]] = field(default_factory=list)
     fail_status: int | None = None  # answer every request with this status
+    fail_from_request: int = 0  # ... once this many requests have been accepted
     delay_seconds: float = 0.0  # answer (and accept) only after this long
     _in_flight: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no request is being answered
@@ -71,6 +72,7 @@ class FakePusher:
         self.requests.clear()
         self.refusals.clear()
         self.fail_status = None
+        self.fail_from_request = 0
         self.delay_seconds = 0.0
 
     def _refuse(self, status: int, message: str) -> Response:
@@ -120,7 +122,7 @@ class FakePusher:
         body = await request.body()  # read first, as a server does: a slow answer may still accept the events
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        if self.fail_status:
+        if self.fail_status and len(self.requests) >= self.fail_from_request:
             return self._refuse(self.fail_status, "Internal error (told to fail)")
         if request.path_params["app_id"] != self.app_id:
             return self._refuse(404, "Unknown app")
