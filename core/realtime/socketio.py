@@ -86,13 +86,14 @@ class SocketIOProvider(RealtimeProvider):
 
     async def publish(self, events: Sequence[RealtimeEvent]) -> None:
         # Each emit is one Redis PUBLISH (or one local fan-out): Socket.IO has no batch emit.
+        delivered: list[str] = []
         for event in events:
             try:
                 await self._emitter.emit(event.name, event.data, room=event.channel, namespace="/")
-            except RealtimeError:
-                raise
             except Exception as exc:
-                raise RealtimeError(f"socketio: {type(exc).__name__}: {exc}") from exc
+                message = str(exc) if isinstance(exc, RealtimeError) else f"socketio: {type(exc).__name__}: {exc}"
+                raise RealtimeError(message, delivered=delivered) from exc
+            delivered.append(event.id)
             metrics.incr("socketio_messages_sent")
 
     async def browser_credentials(self, grant: ChannelGrant) -> dict[str, Any]:
