@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, select, text
 
@@ -104,3 +105,16 @@ async def test_the_scheduled_relay_publishes_what_requests_left_pending(api: Api
     assert first["published"] == 1 and second["published"] == 0
     assert [e.name for e in relay.runtime.provider.published] == ["photo:liked"]
     await relay.runtime.engine.dispose()
+
+
+async def test_the_vercel_entry_serves_the_same_app_without_mangum(api: Api, lambda_env: None) -> None:
+    vercel = _fresh_import("infra.vercel.index")
+    transport = httpx.ASGITransport(app=vercel.app)
+
+    async with httpx.AsyncClient(transport=transport, base_url="https://hafi.vercel.app") as client:
+        health = await client.get("/api/health")
+        issued = await client.post("/api/auth/guest")
+
+    assert health.json() == {"status": "ok", "provider": "memory"}
+    assert issued.status_code == 200 and issued.json()["role"] == "GUEST"
+    await vercel.app.state.runtime.aclose()
