@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=10, ge=1)
     relay_batch_size: int = Field(default=100, ge=1, le=1000)
     realtime_token_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    # Lets a platform scheduler (Vercel Cron) run the relay over HTTP: GET /api/cron/relay with this as Bearer.
+    cron_secret: SecretStr | None = None
 
     ably_api_key: SecretStr | None = None
     ably_endpoint: str | None = None

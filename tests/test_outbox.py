@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from core import outbox
@@ -160,3 +161,27 @@ async def test_a_rejected_event_is_parked_after_the_configured_attempts_and_show
     assert row.last_error == "rejected: 401 invalid key"
     assert metrics.json()["outbox"]["parked"] == 1
     assert after_parking.published == 0
+
+
+async def test_a_scheduler_can_run_the_relay_over_http_only_with_the_cron_secret(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    provider.failure = RuntimeError("down")
+    await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    provider.failure = None
+    await _expire_leases(api.runtime)
+
+    disabled = await api.client.get("/api/cron/relay")
+    api.runtime.settings = api.runtime.settings.model_copy(update={"cron_secret": SecretStr("cron-secret-123")})
+    try:
+        wrong = await api.client.get("/api/cron/relay", headers=bearer("guess"))
+        ran = await api.client.get("/api/cron/relay", headers=bearer("cron-secret-123"))
+    finally:
+        api.runtime.settings = api.runtime.settings.model_copy(update={"cron_secret": None})
+
+    assert disabled.status_code == 404 and disabled.json()["error"]["code"] == "cron_disabled"
+    assert wrong.status_code == 401
+    assert ran.status_code == 200 and ran.json()["published"] == 1
+    assert [e.name for e in provider.published] == ["photo:liked"]

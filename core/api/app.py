@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.api.middleware import AccessLogMiddleware
-from core.api.routes import ably, admin, auth, events, health, photos, pusher, realtime
+from core.api.routes import ably, admin, auth, cron, events, health, photos, pusher, realtime
 from core.errors import AppError, RateLimitedError
 from core.events import PayloadTooLargeError
 from core.logs import configure_logging
@@ -97,6 +97,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         realtime.router,
         ably.router,
         pusher.router,
+        cron.router,
     ):
         app.include_router(router)
     app.add_exception_handler(AppError, _app_error)
