@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from core.devserver import build_dev_app
+from core.realtime.base import RealtimeError
 from core.runtime import Runtime
 from tests.conftest import make_settings
-from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, bearer
 from tests.support.loopback import serving
 
 CHROMIUM = "/usr/bin/chromium"
@@ -100,3 +101,25 @@ async def test_two_guests_see_each_others_likes_and_comments_and_an_admin_modera
     await admin.click("#rows tr:first-child button:has-text('Hide')")
     await bob.wait_for_selector(".card:nth-child(2) .comments li", state="detached")
     await alice.wait_for_selector(".card:nth-child(2) .comments li", state="detached")
+
+
+async def test_a_page_that_missed_an_event_notices_the_gap_in_seq_and_fetches_it(
+    site: tuple[str, Api], browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, api = site
+    first, second, _ = await api.event("wedding", photos=3)
+    page = await _gallery(browser, url)
+    guest = await api.guest()
+
+    async def lost(events: object) -> None:
+        raise RealtimeError("socketio: the network ate it")
+
+    with monkeypatch.context() as patch:  # the like is stored, but its event never reaches the page
+        patch.setattr(api.runtime.provider, "publish", lost)
+        missed = await api.client.post(f"/api/photos/{first}/like", headers=bearer(guest))
+    seen = await api.client.post(f"/api/photos/{second}/like", headers=bearer(guest))
+
+    assert missed.status_code == seen.status_code == 200
+    # seq 2 arrives with seq 1 never seen: the page asks /updates?after=0 and applies both, in order.
+    await page.wait_for_function("document.querySelector('.card:nth-child(2) .count').textContent === '1'")
+    await page.wait_for_function("document.querySelector('.card:nth-child(1) .count').textContent === '1'")
