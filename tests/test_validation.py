@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
+from core.db import database_error
+from core.errors import BadRequestError
 from core.models import Comment, Event, Like, OutboxEvent, Photo
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
@@ -101,3 +104,37 @@ async def test_bad_photos_are_refused_whole(api: Api, provider: MemoryProvider, 
     assert response.status_code == 422, response.text
     assert unknown.status_code == 404
     await _nothing_written(api, provider)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/auth/admin/login", {"email": "admin\x00@example.com", "password": "correct horse battery"}),
+        ("/api/auth/guest", {"eventSlug": "wedding\x00", "accessCode": "x"}),
+        ("/api/realtime/auth", {"eventSlug": "wed\x00ding"}),
+        ("/api/photos/PHOTO/comments", {"authorName": "Al\x00", "content": "hi"}),
+    ],
+)
+async def test_nul_characters_are_refused_as_input_not_left_to_fail_in_the_database(
+    api: Api, provider: MemoryProvider, path: str, body: dict[str, str]
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+
+    response = await api.client.post(path.replace("PHOTO", photo_id), json=body, headers=bearer(guest))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_input"
+    await _nothing_written(api, provider)
+
+
+async def test_a_value_the_database_refuses_is_a_422_not_a_500(api: Api) -> None:
+    # The safety net behind validation: whatever still reaches Postgres unstorable is the caller's bad input.
+    with pytest.raises(DBAPIError) as refused:
+        async with api.runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT CAST(:value AS text)"), {"value": "a\x00b"})
+
+    error = database_error(refused.value)
+
+    assert isinstance(error, BadRequestError) and error.code == "invalid_input"
+    assert "NUL" in error.message

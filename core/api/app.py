@@ -15,13 +15,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.api.middleware import AccessLogMiddleware
 from core.api.routes import ably, admin, auth, cron, events, health, photos, pusher, realtime
-from core.errors import AppError, RateLimitedError
+from core.api.schemas import ErrorResponse
+from core.db import database_error
+from core.errors import AppError, RateLimitedError, UnavailableError
 from core.events import PayloadTooLargeError
 from core.logs import configure_logging
 from core.runtime import Runtime, build_runtime
 from core.settings import get_settings
 
 log = logging.getLogger("hafi.api")
+
+# Every route may answer these, always in the one error shape; documented once for the whole API.
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "A body that cannot be parsed"),
+        (401, "No token, or a bad or expired one"),
+        (403, "Not allowed for this token"),
+        (404, "Unknown resource"),
+        (409, "Conflict"),
+        (422, "Invalid input"),
+        (429, "Rate limited; see Retry-After"),
+        (503, "A dependency (the database) is unavailable"),
+    )
+}
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
@@ -56,18 +73,13 @@ async def _payload_too_large(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "payload_too_large", str(exc))
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # Connection failures and pool exhaustion are the database being down or overloaded; anything else is a bug.
-    if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connection_error(exc):
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    error = database_error(exc)
+    if error is None:
         return await _unexpected(request, exc)
-    log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
-    return error_response(503, "database_unavailable", "The database is not reachable; try again shortly")
-
-
-def _is_connection_error(exc: DBAPIError) -> bool:
-    from psycopg import OperationalError
-
-    return isinstance(exc.orig, OperationalError)
+    if isinstance(error, UnavailableError):
+        log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
+    return await _app_error(request, error)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -86,6 +98,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        responses=_ERROR_RESPONSES,
     )
     app.state.runtime = runtime
     for router in (
@@ -104,8 +117,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(PayloadTooLargeError, _payload_too_large)
-    app.add_exception_handler(DBAPIError, _database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     if runtime.settings.cors_origins:
         app.add_middleware(

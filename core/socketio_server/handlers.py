@@ -33,13 +33,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from socketio.exceptions import ConnectionRefusedError as RefusedError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core import metrics
 from core.actions import action, read
 from core.auth import Principal, verify_token
-from core.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError
+from core.db import database_error
+from core.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError, UnavailableError
 from core.events import MUTATION_ID_PATTERN, PayloadTooLargeError, comment_json
 from core.realtime.channels import ADMIN_CHANNEL, LogicalChannel, can_subscribe, event_channel, is_valid_slug
 from core.runtime import Runtime
@@ -93,9 +92,10 @@ def _error(exc: Exception) -> dict[str, str]:
         return {"code": exc.code, "message": exc.message}
     if isinstance(exc, PayloadTooLargeError):
         return {"code": "payload_too_large", "message": str(exc)}
-    if isinstance(exc, OperationalError | PoolTimeoutError):
-        log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
-        return {"code": "database_unavailable", "message": "The database is not reachable; try again shortly"}
+    if (failure := database_error(exc)) is not None:
+        if isinstance(failure, UnavailableError):
+            log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
+        return {"code": failure.code, "message": failure.message}
     log.exception("unhandled error in a Socket.IO handler", exc_info=exc)
     return {"code": "internal_error", "message": "Something went wrong on our side"}
 

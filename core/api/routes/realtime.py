@@ -8,8 +8,9 @@ from core.actions import read
 from core.api.deps import CurrentPrincipal, RuntimeDep
 from core.api.schemas import RealtimeAuthIn
 from core.auth import Principal
+from core.errors import BadRequestError
 from core.realtime.base import ChannelGrant
-from core.realtime.channels import grant_for
+from core.realtime.channels import grant_for, is_valid_slug
 from core.runtime import Runtime
 from core.services.photos import visible_event
 
@@ -21,6 +22,8 @@ async def grant_including(runtime: Runtime, principal: Principal, event_slug: st
     (404 unknown, 403 protected and not unlocked)."""
     public: list[str] = []
     if event_slug:
+        if not is_valid_slug(event_slug):
+            raise BadRequestError("invalid_input", "eventSlug must be an event slug (a-z, 0-9 and '-')")
         async with read(runtime) as conn:
             event = await visible_event(conn, principal, event_slug)
         public.append(event.slug)
