@@ -27,7 +27,8 @@ def _ably(runtime: Runtime) -> AblyProvider:
     return runtime.provider
 
 
-@router.api_route("/token", methods=["GET", "POST"])
+@router.get("/token", operation_id="ably_token_get")
+@router.post("/token", operation_id="ably_token_post")
 async def ably_token(request: Request, runtime: RuntimeDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A signed TokenRequest for the caller's channels. ``eventSlug`` (query, or form body on POST: ably-js sends its
     ``authParams`` so) adds a public event being viewed; ably-js's own token params are ignored: we decide."""
