@@ -118,6 +118,7 @@ class OutboxEvent(Base):
             "id",
             postgresql_where=text("published_at IS NULL AND parked_at IS NULL"),
         ),
+        Index("ix_outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

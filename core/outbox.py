@@ -233,9 +233,30 @@ class RelayResult:
     failed: int = 0
     parked: int = 0
     batches: int = 0
+    pruned: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"published": self.published, "failed": self.failed, "parked": self.parked, "batches": self.batches}
+        return {
+            "published": self.published,
+            "failed": self.failed,
+            "parked": self.parked,
+            "batches": self.batches,
+            "pruned": self.pruned,
+        }
+
+
+# Oldest first and bounded, so a large backlog is cleared over several runs without one long delete.
+_PRUNE = text(
+    """
+    DELETE FROM outbox WHERE id IN (
+        SELECT id FROM outbox
+        WHERE published_at IS NOT NULL AND published_at < now() - make_interval(days => :days)
+        ORDER BY published_at
+        LIMIT :limit
+    )
+    """
+)
+_PRUNE_LIMIT = 10_000
 
 
 async def relay(
@@ -261,6 +282,8 @@ async def relay(
         await conn.execute(
             delete(RateLimitHit).where(RateLimitHit.window_start < func.now() - text("interval '2 minutes'"))
         )
+        pruned = await conn.execute(_PRUNE, {"days": settings.outbox_retention_days, "limit": _PRUNE_LIMIT})
+        result.pruned = pruned.rowcount
     return result
 
 

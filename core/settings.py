@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     outbox_lease_seconds: int = Field(default=30, ge=15, le=600)
     outbox_max_attempts: int = Field(default=10, ge=1)
     relay_batch_size: int = Field(default=100, ge=1, le=1000)
+    # Published events stay this long for /updates (clients catching up), then the relay deletes them.
+    outbox_retention_days: int = Field(default=30, ge=1, le=3650)
     realtime_token_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     # Lets a platform scheduler (Vercel Cron) run the relay over HTTP: GET /api/cron/relay with this as Bearer.
     cron_secret: SecretStr | None = None

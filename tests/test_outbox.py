@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Sequence
 
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from core import outbox
 from core.models import OutboxEvent
@@ -185,3 +185,20 @@ async def test_a_scheduler_can_run_the_relay_over_http_only_with_the_cron_secret
     assert wrong.status_code == 401
     assert ran.status_code == 200 and ran.json()["published"] == 1
     assert [e.name for e in provider.published] == ["photo:liked"]
+
+
+async def test_the_relay_deletes_published_events_past_the_retention_and_keeps_the_rest(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_ids = await api.event("wedding", photos=3)
+    guest = await api.guest()
+    for photo_id in photo_ids:
+        await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+    async with api.runtime.engine.begin() as conn:  # the first like was published 31 days ago
+        await conn.execute(text("UPDATE outbox SET published_at = now() - interval '31 days' WHERE seq = 1"))
+
+    result = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
+    updates = await api.client.get("/api/events/wedding/updates?after=0", headers=bearer(guest))
+
+    assert result.pruned == 1
+    assert [event["seq"] for event in updates.json()["events"]] == [2, 3]

@@ -118,6 +118,7 @@
       onEvent,
       onStatus: (state) => setStatus(state),
       onPresence: (data) => data.count && setStatus("live", `live · ${data.count} watching`),
+      onReset: () => open(),
     });
   }
 

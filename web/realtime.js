@@ -10,6 +10,7 @@
  *     onEvent(name, data, channel) {},  // photo:liked, comment:added, notification:new-comment, ...
  *     onStatus(state) {},               // "connecting" | "live" | "catching-up" | "offline"
  *     onPresence(data) {},              // Socket.IO only: {eventSlug, count} of the gallery's viewers
+ *     onReset(channel) {},              // events were missed beyond what the server keeps: reload the state
  *   });
  *   live.close();
  *
@@ -59,6 +60,7 @@
   class Sequencer {
     constructor(options, fetchUpdates) {
       this.onEvent = options.onEvent || (() => {});
+      this.onReset = options.onReset || (() => {});
       this.lastSeq = Object.assign({}, options.seq || {});
       this.seen = new Set();
       this.fetchUpdates = fetchUpdates;
@@ -88,7 +90,10 @@
       const run = (async () => {
         let more = true;
         while (more) {
-          const page = await this.fetchUpdates(channel, this.lastSeq[channel] || 0);
+          const after = this.lastSeq[channel] || 0;
+          const page = await this.fetchUpdates(channel, after);
+          // The server keeps events for a while only: a client away longer must load the page state again.
+          if (page.events.length && page.events[0].seq > after + 1) this.onReset(channel);
           for (const update of page.events) this.deliver(channel, update.name, update.data);
           more = page.hasMore;
         }
