@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.realtime.channels import EVENT_PREFIX
+
+log = logging.getLogger("hafi.socketio")
 
 PRESENCE_EVENT = "presence:count"
 # "At most a few times a second": a burst of joins is announced once per interval, with the count at that moment.
@@ -82,7 +85,11 @@ class Presence:
         if count == 0:
             self._last_sent.pop(room, None)  # nobody left to tell; forget the room
             return
-        await self._announce(PRESENCE_EVENT, room, {"eventSlug": room[len(EVENT_PREFIX) :], "count": count})
+        try:
+            await self._announce(PRESENCE_EVENT, room, {"eventSlug": room[len(EVENT_PREFIX) :], "count": count})
+        except Exception:
+            # A lost count is corrected by the next change; nothing awaits this task to hear of the failure.
+            log.warning("presence announcement failed", exc_info=True, extra={"room": room})
 
     async def aclose(self) -> None:
         tasks = list(self._pending.values())
