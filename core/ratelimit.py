@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.errors import RateLimitedError
+from core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 
 _HIT = text(
     """
@@ -30,3 +32,28 @@ async def hit(conn: AsyncConnection, key: str, *, limit: int) -> None:
     hits, seconds_left = await count(conn, key)
     if hits > limit:
         raise RateLimitedError(seconds_left)
+
+
+_PEEK = text(
+    """
+    SELECT hits, extract(epoch FROM (window_start + interval '1 minute' - now())) AS seconds_left
+    FROM rate_limits WHERE key = :key AND window_start = date_trunc('minute', now())
+    """
+)
+
+
+@asynccontextmanager
+async def limit_failures(conn: AsyncConnection, key: str, *, limit: int) -> AsyncIterator[None]:
+    """Refuses once ``key`` has failed ``limit`` times this minute, and counts the body's refusals (401, 403) only.
+
+    For credentials checks (access codes, logins): a guessing attacker is slowed down, while a wedding's guests
+    entering the right code at once from the venue's one address are never refused. ``conn`` must be autocommit,
+    so that a failure is counted although the request fails."""
+    row = (await conn.execute(_PEEK, {"key": key})).one_or_none()
+    if row is not None and row.hits >= limit:
+        raise RateLimitedError(max(1, math.ceil(float(row.seconds_left))))
+    try:
+        yield
+    except (UnauthorizedError, ForbiddenError):
+        await count(conn, key)
+        raise

@@ -42,3 +42,27 @@ async def test_wrong_access_codes_count_against_the_limit_so_codes_cannot_be_gue
 
     assert statuses == [403] * 60 + [429]
     assert right_code_too_late.status_code == 429
+
+
+async def test_a_whole_wedding_entering_the_right_code_from_the_venues_one_address_is_never_refused(
+    api: Api,
+) -> None:
+    await api.event("private-party", access_code="s3cret-code")
+
+    statuses = [
+        (
+            await api.client.post("/api/auth/guest", json={"eventSlug": "private-party", "accessCode": "s3cret-code"})
+        ).status_code
+        for _ in range(70)
+    ]
+
+    assert statuses == [200] * 70
+
+
+async def test_wrong_admin_passwords_are_limited_per_address(api: Api) -> None:
+    await api.admin()
+    body = {"email": "admin@example.com", "password": "not the password"}
+
+    statuses = [(await api.client.post("/api/auth/admin/login", json=body)).status_code for _ in range(61)]
+
+    assert statuses == [401] * 60 + [429]

@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 
-from core.actions import action
+from core.actions import read
 from core.api.deps import MaybePrincipal, RuntimeDep, client_address
 from core.api.schemas import AdminLoginIn, GuestAuthIn, TokenOut
 from core.auth import Principal, issue_token, new_guest_session_id
+from core.ratelimit import limit_failures
 from core.services import accounts, galleries
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -33,10 +34,9 @@ async def guest_token(
     session_id = guest.subject if guest else new_guest_session_id()
     unlocked = set(guest.events) if guest else set()
     if body and body.event_slug:
-        # Only code checks are limited, per address: they are what an attacker would repeat.
-        key = f"access-code:{client_address(request)}" if body.access_code else None
-        async with action(runtime, rate_limit_key=key) as uow:
-            event = await galleries.unlock_event(uow.conn, slug=body.event_slug, access_code=body.access_code)
+        key, limit = f"access-code:{client_address(request)}", runtime.settings.rate_limit_per_minute
+        async with read(runtime) as conn, limit_failures(conn, key, limit=limit):
+            event = await galleries.unlock_event(conn, slug=body.event_slug, access_code=body.access_code)
         if event.protected:
             unlocked.add(event.slug)
     return _token_out(Principal(role="GUEST", subject=session_id, events=frozenset(unlocked)), runtime)
@@ -44,6 +44,7 @@ async def guest_token(
 
 @router.post("/admin/login")
 async def admin_login(request: Request, runtime: RuntimeDep, body: AdminLoginIn) -> TokenOut:
-    async with action(runtime, rate_limit_key=f"admin-login:{client_address(request)}") as uow:
-        principal = await accounts.authenticate(uow.conn, email=body.email, password=body.password)
+    key, limit = f"admin-login:{client_address(request)}", runtime.settings.rate_limit_per_minute
+    async with read(runtime) as conn, limit_failures(conn, key, limit=limit):
+        principal = await accounts.authenticate(conn, email=body.email, password=body.password)
     return _token_out(principal, runtime)
