@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import getpass
 import os
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -159,7 +158,3 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     args.func(args)
-
-
-def generate_password() -> str:
-    return secrets.token_urlsafe(12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.errors import AppError, BadRequestError, UnavailableError
 from core.settings import Settings
@@ -24,10 +24,6 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
             "connect_timeout": settings.db_connect_timeout,
         },
     )
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
 def database_error(exc: BaseException) -> AppError | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
 DEMO_ADMIN_EMAIL = "admin@demo.local"
-log = logging.getLogger("hafi.dev")
 
 
 def start_embedded_postgres(data_dir: Path) -> str:

@@ -11,6 +11,7 @@ outlives the attempt that holds it and no event is ever published by two publish
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -236,13 +237,7 @@ class RelayResult:
     pruned: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "published": self.published,
-            "failed": self.failed,
-            "parked": self.parked,
-            "batches": self.batches,
-            "pruned": self.pruned,
-        }
+        return dataclasses.asdict(self)
 
 
 # Oldest first and bounded, so a large backlog is cleared over several runs without one long delete.

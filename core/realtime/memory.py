@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from core.realtime.base import ChannelGrant, RealtimeError, RealtimeEvent, RealtimeProvider
-
-Listener = Callable[[RealtimeEvent], Awaitable[None]]
 
 
 class MemoryProvider(RealtimeProvider):
@@ -19,11 +17,6 @@ class MemoryProvider(RealtimeProvider):
         self.publish_calls: list[list[RealtimeEvent]] = []
         self.failure: Exception | None = None
         self.delay_seconds = 0.0
-        self._listeners: list[Listener] = []
-
-    def listen(self, listener: Listener) -> None:
-        """Calls ``listener`` for every event published from now on (used to fan out inside one process)."""
-        self._listeners.append(listener)
 
     async def publish(self, events: Sequence[RealtimeEvent]) -> None:
         if self.delay_seconds:
@@ -33,9 +26,6 @@ class MemoryProvider(RealtimeProvider):
         batch = list(events)
         self.publish_calls.append(batch)
         self.published.extend(batch)
-        for listener in self._listeners:
-            for event in batch:
-                await listener(event)
 
     async def browser_credentials(self, grant: ChannelGrant) -> dict[str, Any]:
         return {"provider": self.name, "clientId": grant.client_id, "channels": list(grant.channels)}
