@@ -49,7 +49,7 @@ async def action(runtime: Runtime, *, rate_limit_key: str | None = None) -> Asyn
         except AppError as exc:
             if rate_limit_key and not isinstance(exc, RateLimitedError):
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await ratelimit.count(conn, rate_limit_key)
+                await ratelimit.record(conn, rate_limit_key, limit=settings.rate_limit_per_minute)
             raise
         if unit.enqueued:
             await conn.execution_options(isolation_level="AUTOCOMMIT")

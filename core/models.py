@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -134,11 +134,11 @@ class OutboxEvent(Base):
     parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class RateLimitHit(Base):
-    """Actions per identity per minute window; functions are stateless, so the count lives here."""
+class RateLimit(Base):
+    """The times of an identity's attempts in the last minute, oldest first; functions are stateless, so they live
+    here (see core.ratelimit)."""
 
     __tablename__ = "rate_limits"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    hits: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))

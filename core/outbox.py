@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import events as payloads
-from core import metrics
+from core import metrics, ratelimit
 from core.events import PendingEvent
-from core.models import ChannelSequence, OutboxEvent, RateLimitHit
+from core.models import ChannelSequence, OutboxEvent
 from core.realtime.base import RealtimeError, RealtimeProvider
 from core.settings import Settings
 
@@ -274,9 +274,7 @@ async def relay(
             result.parked += len(outcome.parked)
             if outcome.error:
                 break  # the provider is failing: leave the rest to their backoff instead of hammering it
-        await conn.execute(
-            delete(RateLimitHit).where(RateLimitHit.window_start < func.now() - text("interval '2 minutes'"))
-        )
+        await ratelimit.prune(conn)
         pruned = await conn.execute(_PRUNE, {"days": settings.outbox_retention_days, "limit": _PRUNE_LIMIT})
         result.pruned = pruned.rowcount
     return result

@@ -1,9 +1,29 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 
-from core.models import OutboxEvent
+from core import outbox
+from core.auth import verify_token
+from core.models import OutboxEvent, RateLimit
+from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
+
+
+async def _make_earlier_attempts(api: Api, token: str, *, count: int, seconds_ago: int) -> None:
+    """Replaces the recorded attempts of ``token``'s identity by ``count`` made ``seconds_ago``, as if it acted then."""
+    identity = verify_token(token, api.runtime.settings).subject
+    earlier = text(f"array_fill(now() - interval '{seconds_ago} seconds', ARRAY[{count}])")
+    async with api.runtime.engine.begin() as conn:
+        changed = await conn.execute(update(RateLimit).where(RateLimit.key == identity).values(attempts=earlier))
+    assert changed.rowcount == 1
+
+
+async def _toggle_likes(api: Api, photo_id: str, token: str, times: int) -> list[int]:
+    statuses = []
+    for i in range(times):
+        method = api.client.post if i % 2 == 0 else api.client.delete
+        statuses.append((await method(f"/api/photos/{photo_id}/like", headers=bearer(token))).status_code)
+    return statuses
 
 
 async def test_the_61st_action_in_a_minute_is_refused_with_retry_after(api: Api) -> None:
@@ -25,6 +45,62 @@ async def test_the_61st_action_in_a_minute_is_refused_with_retry_after(api: Api)
     async with api.runtime.engine.connect() as conn:
         # 60 accepted toggles and the other guest's like; the refused one wrote nothing.
         assert await conn.scalar(select(func.count()).select_from(OutboxEvent)) == 61
+
+
+async def test_the_minute_slides_so_attempts_just_before_a_clock_minute_still_count(api: Api) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    assert await _toggle_likes(api, photo_id, guest, 2) == [200, 200]
+    await _make_earlier_attempts(api, guest, count=30, seconds_ago=50)
+
+    statuses = [
+        (await api.client.request(method, f"/api/photos/{photo_id}/like", headers=bearer(guest)))
+        for method in ["POST", "DELETE"] * 15 + ["POST"]
+    ]
+
+    assert [r.status_code for r in statuses] == [200] * 30 + [429]
+    # The 30 attempts of 50 s ago leave the window in 10 s, and then there is room again.
+    assert 9 <= int(statuses[-1].headers["Retry-After"]) <= 10
+
+
+async def test_attempts_older_than_a_minute_no_longer_count(api: Api) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    assert await _toggle_likes(api, photo_id, guest, 2) == [200, 200]
+    await _make_earlier_attempts(api, guest, count=100, seconds_ago=61)
+
+    assert await _toggle_likes(api, photo_id, guest, 61) == [200] * 60 + [429]
+
+
+async def test_the_relay_forgets_identities_idle_for_a_minute(api: Api) -> None:
+    photo_id, _ = await api.event("wedding")
+    idle, active = await api.guest(), await api.guest()
+    assert await _toggle_likes(api, photo_id, idle, 1) == [200]
+    await _make_earlier_attempts(api, idle, count=5, seconds_ago=61)
+    assert await _toggle_likes(api, photo_id, active, 1) == [200]
+
+    await outbox.relay(api.runtime.engine, MemoryProvider(), api.runtime.settings)
+
+    async with api.runtime.engine.connect() as conn:
+        kept = set((await conn.execute(select(RateLimit.key))).scalars())
+    assert verify_token(active, api.runtime.settings).subject in kept
+    assert verify_token(idle, api.runtime.settings).subject not in kept
+
+
+async def test_refused_attempts_are_not_recorded_so_a_hammering_client_keeps_one_bounded_row(api: Api) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+
+    statuses = await _toggle_likes(api, photo_id, guest, 100)
+
+    assert statuses == [200] * 60 + [429] * 40
+    async with api.runtime.engine.connect() as conn:
+        recorded = await conn.scalar(
+            select(func.cardinality(RateLimit.attempts)).where(
+                RateLimit.key == verify_token(guest, api.runtime.settings).subject
+            )
+        )
+    assert recorded == api.runtime.settings.rate_limit_per_minute
 
 
 async def test_wrong_access_codes_count_against_the_limit_so_codes_cannot_be_guessed(api: Api) -> None:
