@@ -89,7 +89,10 @@ async def test_the_relay_leaves_a_request_its_own_events_while_it_publishes_them
     guest = await api.guest()
     provider.delay_seconds = 0.3
     request = asyncio.create_task(api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest)))
-    await asyncio.sleep(0.1)  # the like is committed; its request is now publishing
+    for _ in range(500):  # once the like is committed, its request is publishing it
+        if await _pending(api.runtime):
+            break
+        await asyncio.sleep(0.01)
 
     relayed = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
     response = await request
