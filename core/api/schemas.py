@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from core.realtime.channels import SLUG_PATTERN
+
+if TYPE_CHECKING:
+    from core.models import Comment
+    from core.services.likes import LikeState
 
 
 class Schema(BaseModel):
@@ -70,10 +74,16 @@ class EventOut(Schema):
 
 
 class LikeOut(Schema):
+    """The answer to a like or unlike, over HTTP and over Socket.IO alike."""
+
     photo_id: str
     like_count: int
     liked: bool
     changed: bool
+
+    @classmethod
+    def of(cls, state: LikeState) -> LikeOut:
+        return cls(photo_id=str(state.photo_id), like_count=state.like_count, liked=state.liked, changed=state.changed)
 
 
 class CommentIn(Schema):
@@ -82,11 +92,23 @@ class CommentIn(Schema):
 
 
 class CommentOut(Schema):
+    """A comment as answered, over HTTP and over Socket.IO alike."""
+
     id: str
     photo_id: str
     author_name: str
     content: str
     created_at: datetime
+
+    @classmethod
+    def of(cls, comment: Comment) -> CommentOut:
+        return cls(
+            id=str(comment.id),
+            photo_id=str(comment.photo_id),
+            author_name=comment.author_name,
+            content=comment.content,
+            created_at=comment.created_at,
+        )
 
 
 class CommentsOut(Schema):

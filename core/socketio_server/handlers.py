@@ -36,10 +36,11 @@ from socketio.exceptions import ConnectionRefusedError as RefusedError
 
 from core import metrics
 from core.actions import action, read
+from core.api.schemas import CommentOut, LikeOut
 from core.auth import Principal, verify_token
 from core.db import database_error
 from core.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError, UnavailableError
-from core.events import MUTATION_ID_PATTERN, PayloadTooLargeError, comment_json
+from core.events import MUTATION_ID_PATTERN, PayloadTooLargeError
 from core.realtime.channels import ADMIN_CHANNEL, LogicalChannel, can_subscribe, event_channel, is_valid_slug
 from core.runtime import Runtime
 from core.services import comments, likes
@@ -212,12 +213,7 @@ class ClientEvents:
                 liked=request.liked,
                 mutation_id=request.mutation_id,
             )
-        return {
-            "photoId": str(state.photo_id),
-            "likeCount": state.like_count,
-            "liked": state.liked,
-            "changed": state.changed,
-        }
+        return LikeOut.of(state).model_dump(mode="json", by_alias=True)
 
     async def _comment(self, sid: str, data: Any) -> Answer:
         principal = self._caller(sid)
@@ -231,4 +227,4 @@ class ClientEvents:
                 content=request.content,
                 mutation_id=request.mutation_id,
             )
-        return comment_json(comment)
+        return CommentOut.of(comment).model_dump(mode="json", by_alias=True)

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from core import metrics, outbox
 from core.actions import action, read
 from core.api.deps import CurrentAdmin, MutationId, RuntimeDep
-from core.api.routes.photos import comment_out
 from core.api.schemas import (
+    CommentOut,
     CommentStatusIn,
     EventCreatedOut,
     EventCreateIn,
@@ -29,7 +29,7 @@ CommentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _moderated(comment: Comment, state: str, slug: str) -> ModeratedCommentOut:
-    return ModeratedCommentOut(**comment_out(comment).model_dump(), status=state, event_slug=slug)
+    return ModeratedCommentOut(**CommentOut.of(comment).model_dump(), status=state, event_slug=slug)
 
 
 @router.get("/admin/comments")

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Path, Query, status
 from core.actions import action, read
 from core.api.deps import CurrentPrincipal, MutationId, RuntimeDep
 from core.api.schemas import CommentIn, CommentOut, CommentsOut, LikeOut
-from core.models import Comment
 from core.services import comments, likes
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
@@ -15,22 +14,12 @@ router = APIRouter(prefix="/api/photos", tags=["photos"])
 PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def comment_out(comment: Comment) -> CommentOut:
-    return CommentOut(
-        id=str(comment.id),
-        photo_id=str(comment.photo_id),
-        author_name=comment.author_name,
-        content=comment.content,
-        created_at=comment.created_at,
-    )
-
-
 async def _set_like(
     runtime: RuntimeDep, principal: CurrentPrincipal, photo_id: int, liked: bool, mutation: str | None
 ) -> LikeOut:
     async with action(runtime, rate_limit_key=principal.subject) as uow:
         state = await likes.set_like(uow, principal=principal, photo_id=photo_id, liked=liked, mutation_id=mutation)
-    return LikeOut(photo_id=str(state.photo_id), like_count=state.like_count, liked=state.liked, changed=state.changed)
+    return LikeOut.of(state)
 
 
 @router.post("/{photo_id}/like")
@@ -60,7 +49,7 @@ async def list_comments(
             conn, principal=principal, photo_id=photo_id, limit=limit, before_id=before_id
         )
     return CommentsOut(
-        comments=[comment_out(c) for c in page],
+        comments=[CommentOut.of(c) for c in page],
         next_before_id=str(page[-1].id) if len(page) == limit else None,
     )
 
@@ -78,4 +67,4 @@ async def add_comment(
             content=body.content,
             mutation_id=mutation,
         )
-    return comment_out(comment)
+    return CommentOut.of(comment)
