@@ -12,12 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select
 
 from core.models import OutboxEvent, Photo
 from core.settings import get_settings
 from tests.support.api import Api, bearer
 from tests.support.lambda_events import FakeContext, http_event, load
+from tests.support.outbox import make_due
 
 
 @pytest.fixture
@@ -95,8 +96,7 @@ async def test_the_scheduled_relay_publishes_what_requests_left_pending(api: Api
     guest = await api.guest()
     api.runtime.provider.failure = ConnectionError("down")  # type: ignore[attr-defined]
     await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
-    async with api.runtime.engine.begin() as conn:
-        await conn.execute(text("UPDATE outbox SET next_attempt_at = now() - interval '1 second'"))
+    await make_due(api.runtime)
     relay = _fresh_import("functions.outbox_relay")
 
     first = await asyncio.to_thread(_invoke, relay, load("schedule.json"))

@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Sequence
 
 from pydantic import SecretStr
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
 from core import outbox
 from core.models import OutboxEvent
@@ -12,6 +12,7 @@ from core.realtime.base import RealtimeError, RealtimeEvent
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime
 from tests.support.api import Api, bearer
+from tests.support.outbox import make_due
 
 
 async def _pending(runtime: Runtime) -> list[OutboxEvent]:
@@ -22,12 +23,6 @@ async def _pending(runtime: Runtime) -> list[OutboxEvent]:
             .order_by(OutboxEvent.id)
         )
         return [OutboxEvent(**row._mapping) for row in rows]
-
-
-async def _expire_leases(runtime: Runtime) -> None:
-    """Lets the relay take rows at once instead of after their lease, as it would a while later."""
-    async with runtime.engine.begin() as conn:
-        await conn.execute(update(OutboxEvent).values(next_attempt_at=OutboxEvent.created_at))
 
 
 async def _like_and_comment(api: Api, photo_id: str, token: str) -> None:
@@ -58,7 +53,7 @@ async def test_a_failing_provider_leaves_the_request_successful_and_the_events_p
     assert provider.published == []
 
     provider.failure = None
-    await _expire_leases(api.runtime)
+    await make_due(api.runtime)
     result = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
     again = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
 
@@ -118,7 +113,7 @@ async def test_two_relays_started_together_publish_each_event_once_in_seq_order(
     provider.failure = RuntimeError("down")
     for photo_id in photo_ids:
         await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
-    await _expire_leases(api.runtime)
+    await make_due(api.runtime)
     slow = _CountingProvider()
     settings = api.runtime.settings.model_copy(update={"relay_batch_size": 7})
 
@@ -151,13 +146,13 @@ async def test_a_rejected_event_is_parked_after_the_configured_attempts_and_show
     await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
     rejecting = Rejecting()
     for _ in range(3):
-        await _expire_leases(api.runtime)
+        await make_due(api.runtime)
         await outbox.relay(api.runtime.engine, rejecting, settings)
 
     async with api.runtime.engine.connect() as conn:
         row = (await conn.execute(select(OutboxEvent.attempts, OutboxEvent.parked_at, OutboxEvent.last_error))).one()
     metrics = await api.client.get("/api/metrics", headers=bearer(admin))
-    await _expire_leases(api.runtime)
+    await make_due(api.runtime)
     after_parking = await outbox.relay(api.runtime.engine, provider, settings)
 
     assert row.attempts == 3 and row.parked_at is not None
@@ -174,7 +169,7 @@ async def test_a_scheduler_can_run_the_relay_over_http_only_with_the_cron_secret
     provider.failure = RuntimeError("down")
     await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
     provider.failure = None
-    await _expire_leases(api.runtime)
+    await make_due(api.runtime)
 
     disabled = await api.client.get("/api/cron/relay")
     api.runtime.settings = api.runtime.settings.model_copy(update={"cron_secret": SecretStr("cron-secret-123")})

@@ -14,37 +14,31 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
 
 from core.auth import Principal
-from core.models import OutboxEvent
 from core.realtime.ably import AblyProvider
 from core.realtime.base import RealtimeError
 from core.realtime.channels import grant_for
 from core.relay import relay_once
 from tests.conftest import make_settings
 from tests.fakes.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
+from tests.fakes.in_flight import fresh_for_next_test
 from tests.support.api import Api, api_with, bearer, realtime_event
-from tests.support.loopback import LoopbackServer
+from tests.support.loopback import LoopbackServer, serving
+from tests.support.outbox import make_due, outbox_rows
 
 
 @pytest.fixture(scope="module")
 async def loopback() -> AsyncIterator[tuple[FakeAbly, LoopbackServer]]:
     service = FakeAbly()
-    server = LoopbackServer(service.app)
-    await server.start()
-    yield service, server
-    await server.stop()
+    async with serving(service.app) as server:
+        yield service, server
 
 
 @pytest.fixture
 async def service(loopback: tuple[FakeAbly, LoopbackServer]) -> FakeAbly:
-    service, server = loopback
-    await service.settle()
-    service.reset()
-    if not server.running:
-        await server.start()
-    return service
+    await fresh_for_next_test(*loopback)
+    return loopback[0]
 
 
 @pytest.fixture
@@ -304,17 +298,6 @@ async def test_publish_failures_are_classified_transient_or_rejected(
 # Through the API
 
 
-async def _outbox(api: Api) -> list[Any]:
-    async with api.runtime.engine.connect() as conn:
-        return list((await conn.execute(select(OutboxEvent.__table__).order_by(OutboxEvent.id))).all())
-
-
-async def _make_due(api: Api) -> None:
-    """What the passing of the backoff would do: the relay may take the failed rows now."""
-    async with api.runtime.engine.begin() as conn:
-        await conn.execute(update(OutboxEvent).values(next_attempt_at=OutboxEvent.created_at))
-
-
 async def test_one_like_is_one_request_and_one_comment_is_one_request_with_both_events(
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
@@ -327,7 +310,7 @@ async def test_one_like_is_one_request_and_one_comment_is_one_request_with_both_
         commented = await api.client.post(
             f"/api/photos/{photo_id}/comments", json={"authorName": "Ann", "content": "Lovely"}, headers=bearer(guest)
         )
-        rows = await _outbox(api)
+        rows = await outbox_rows(api.runtime)
 
     assert (liked.status_code, commented.status_code) == (200, 201)
     assert [[(s["channels"], s["messages"]["name"]) for s in specs] for specs in service.requests] == [
@@ -357,16 +340,16 @@ async def test_actions_succeed_while_ably_is_down_and_the_relay_delivers_each_on
         service.delay_seconds = 1.0
         slow = await api.client.post(f"/api/photos/{photo_b}/like", headers=bearer(guests[1]))
         service.delay_seconds = 0.0
-        await service.settle()  # the slow answer still delivered its message after we gave up on it
+        await service.in_flight.settle()  # the slow answer still delivered its message after we gave up on it
 
         assert [r.status_code for r in refused] == [200, 200, 200]
         assert (failed.status_code, slow.status_code) == (201, 200)
-        pending = await _outbox(api)
+        pending = await outbox_rows(api.runtime)
         assert len(pending) == 6 and all(row.published_at is None and row.last_error for row in pending)
 
-        await _make_due(api)
+        await make_due(api.runtime)
         result = await relay_once(api.runtime)
-        rows = await _outbox(api)
+        rows = await outbox_rows(api.runtime)
 
     assert result["published"] == 6 and all(row.published_at is not None for row in rows)
     # The retried slow message carried the same id, so Ably delivered it once: every event exactly once.
@@ -385,13 +368,13 @@ async def test_a_rejected_publish_is_marked_with_its_reason_and_parked_after_the
         admin = await api.admin()
 
         liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
-        [row] = await _outbox(api)
+        [row] = await outbox_rows(api.runtime)
         assert liked.status_code == 200
         assert row.last_error.startswith("rejected: ably: ") and "Invalid mac" in row.last_error
 
-        await _make_due(api)
+        await make_due(api.runtime)
         await relay_once(api.runtime)
-        [row] = await _outbox(api)
+        [row] = await outbox_rows(api.runtime)
         metrics = await api.client.get("/api/metrics", headers=bearer(admin))
 
     assert row.parked_at is not None and row.attempts == 2

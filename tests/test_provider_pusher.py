@@ -13,16 +13,18 @@ from typing import Any
 import httpx
 import pusher
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core.models import OutboxEvent
 from core.realtime.base import RealtimeError
 from core.realtime.pusher import PusherProvider, logical_channel, wire_channel
 from core.relay import relay_once
 from tests.conftest import make_settings
+from tests.fakes.in_flight import fresh_for_next_test
 from tests.fakes.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
 from tests.support.api import Api, api_with, bearer, realtime_event
-from tests.support.loopback import LoopbackServer
+from tests.support.loopback import LoopbackServer, serving
+from tests.support.outbox import make_due, outbox_rows
 
 # The worked examples of Pusher's docs (library_auth_reference/rest-api.md and auth-signatures.md).
 DOC_KEY, DOC_SECRET = "278d425bdf160c739803", "7ad3773142a6692b25b8"
@@ -32,20 +34,14 @@ DOC_BODY = b'{"name":"foo","channels":["project-3"],"data":"{\\"some\\":\\"data\
 @pytest.fixture(scope="module")
 async def loopback() -> AsyncIterator[tuple[FakePusher, LoopbackServer]]:
     service = FakePusher()
-    server = LoopbackServer(service.app)
-    await server.start()
-    yield service, server
-    await server.stop()
+    async with serving(service.app) as server:
+        yield service, server
 
 
 @pytest.fixture
 async def service(loopback: tuple[FakePusher, LoopbackServer]) -> FakePusher:
-    service, server = loopback
-    await service.settle()
-    service.reset()
-    if not server.running:
-        await server.start()
-    return service
+    await fresh_for_next_test(*loopback)
+    return loopback[0]
 
 
 @pytest.fixture
@@ -332,17 +328,6 @@ async def test_the_provider_endpoints_answer_404_when_another_provider_is_config
 # Outages: requests succeed, the relay delivers later with the same ids; rejections end parked
 
 
-async def _outbox(api: Api) -> list[Any]:
-    async with api.runtime.engine.connect() as conn:
-        return list((await conn.execute(select(OutboxEvent.__table__).order_by(OutboxEvent.id))).all())
-
-
-async def _make_due(api: Api) -> None:
-    """What the passing of the backoff would do: the relay may take the failed rows now."""
-    async with api.runtime.engine.begin() as conn:
-        await conn.execute(update(OutboxEvent).values(next_attempt_at=OutboxEvent.created_at))
-
-
 async def test_actions_succeed_while_pusher_is_down_and_the_relay_delivers_them_when_it_is_back(
     database_url: str, service: FakePusher, server: LoopbackServer
 ) -> None:
@@ -362,17 +347,17 @@ async def test_actions_succeed_while_pusher_is_down_and_the_relay_delivers_them_
         service.delay_seconds = 1.0
         slow = await api.client.post(f"/api/photos/{photo_b}/like", headers=bearer(guests[1]))
         service.delay_seconds = 0.0
-        await service.settle()
+        await service.in_flight.settle()
 
         assert [r.status_code for r in refused] == [200, 200, 200]
         assert (failed.status_code, slow.status_code) == (201, 200)
-        pending = await _outbox(api)
+        pending = await outbox_rows(api.runtime)
         assert len(pending) == 6 and all(row.published_at is None and row.last_error for row in pending)
         assert not any(row.last_error.startswith("rejected") for row in pending)
 
-        await _make_due(api)
+        await make_due(api.runtime)
         result = await relay_once(api.runtime)
-        rows = await _outbox(api)
+        rows = await outbox_rows(api.runtime)
 
     assert result["published"] == 6 and all(row.published_at is not None for row in rows)
     delivered = [json.loads(e["data"]) for e in service.accepted]
@@ -393,14 +378,14 @@ async def test_a_rejected_publish_is_marked_with_its_reason_and_parked_after_the
         admin = await api.admin()
 
         liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
-        [row] = await _outbox(api)
+        [row] = await outbox_rows(api.runtime)
         assert liked.status_code == 200
         assert row.last_error.startswith("rejected: pusher: HTTP 401") and row.attempts == 1 and row.parked_at is None
 
         for _ in range(2):
-            await _make_due(api)
+            await make_due(api.runtime)
             await relay_once(api.runtime)
-        [row] = await _outbox(api)
+        [row] = await outbox_rows(api.runtime)
         metrics = await api.client.get("/api/metrics", headers=bearer(admin))
 
     assert row.parked_at is not None and row.attempts == 3 and row.published_at is None
@@ -421,11 +406,11 @@ async def test_a_relay_batch_that_fails_midway_resends_only_what_pusher_did_not_
         service.reset()
         service.fail_status, service.fail_from_request = 503, 1  # the first request of 10 goes through, then 503
 
-        await _make_due(api)
+        await make_due(api.runtime)
         first = await relay_once(api.runtime)
-        rows = await _outbox(api)
+        rows = await outbox_rows(api.runtime)
         service.fail_status = None
-        await _make_due(api)
+        await make_due(api.runtime)
         second = await relay_once(api.runtime)
 
     assert (first["published"], first["failed"]) == (10, 13)

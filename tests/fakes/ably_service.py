@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.in_flight import InFlight
+
 DEDUP_WINDOW_MS = 2 * 60 * 1000
 TIMESTAMP_WINDOW_MS = 2 * 60 * 1000
 MAX_TTL_MS = 24 * 3600 * 1000
@@ -94,13 +96,11 @@ class FakeAbly:
     fail_channels: dict[str, int] = field(default_factory=dict)  # channel -> status: a 40020 partial failure
     delay_seconds: float = 0.0
     clock_offset_ms: int = 0  # moves the service's clock (to step past the dedup window)
-    _in_flight: int = 0
-    _idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no request is being answered
+    in_flight: InFlight = field(default_factory=InFlight)
     _nonces: set[tuple[str, int]] = field(default_factory=set)
     _first_seen: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._idle.set()
         self.app = Starlette(
             routes=[
                 Route("/keys/{key_name}/requestToken", self._request_token, methods=["POST"]),
@@ -184,19 +184,9 @@ class FakeAbly:
             return token
         raise AblyError(401, 40101, "Invalid credentials")
 
-    async def settle(self) -> None:
-        """Waits for requests still being answered (a slow answer outlives the client that gave up on it)."""
-        await self._idle.wait()
-
     async def _batch_publish(self, request: Request) -> Response:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
+        with self.in_flight.answering():
             return await self._publish(request)
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
 
     async def _publish(self, request: Request) -> Response:
         await request.body()  # read first, as a server does: a slow answer may still accept the messages

@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.in_flight import InFlight
+
 CHANNEL_NAME = re.compile(r"\A[-a-zA-Z0-9_=@,.;]{1,164}\Z")
 SOCKET_ID = re.compile(r"\A\d+\.\d+\Z")
 MAX_BATCH = 10
@@ -55,11 +57,9 @@ class FakePusher:
     fail_status: int | None = None  # answer every request with this status
     fail_from_request: int = 0  # ... once this many requests have been accepted
     delay_seconds: float = 0.0  # answer (and accept) only after this long
-    _in_flight: int = 0
-    _idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no request is being answered
+    in_flight: InFlight = field(default_factory=InFlight)
 
     def __post_init__(self) -> None:
-        self._idle.set()
         self.app = Starlette(
             routes=[
                 Route("/apps/{app_id}/events", self._events, methods=["POST"]),
@@ -98,10 +98,6 @@ class FakePusher:
             return "Invalid signature: you should have sent HmacSHA256Hex(...)"
         return None
 
-    async def settle(self) -> None:
-        """Waits for requests still being answered (a slow answer outlives the client that gave up on it)."""
-        await self._idle.wait()
-
     async def _events(self, request: Request) -> Response:
         return await self._counted(request, batch=False)
 
@@ -109,14 +105,8 @@ class FakePusher:
         return await self._counted(request, batch=True)
 
     async def _counted(self, request: Request, *, batch: bool) -> Response:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
+        with self.in_flight.answering():
             return await self._accept(request, batch=batch)
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
 
     async def _accept(self, request: Request, *, batch: bool) -> Response:
         body = await request.body()  # read first, as a server does: a slow answer may still accept the events
