@@ -77,17 +77,17 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
-    from core.relay import relay_forever, relay_once
+    from core.outbox.relay import relay_forever, relay_once
     from core.runtime import build_runtime
 
     async def relay() -> None:
         runtime = build_runtime(_settings())
         try:
             if args.retry_parked:
-                from core import outbox
+                from core.outbox import operations
 
                 async with runtime.engine.begin() as conn:
-                    print(f"{await outbox.retry_parked(conn)} parked events queued again")
+                    print(f"{await operations.retry_parked(conn)} parked events queued again")
             if args.loop:
                 await relay_forever(runtime, interval_seconds=args.interval)
             else:

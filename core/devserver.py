@@ -71,7 +71,7 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
 
     from core.demo import DEMO_SLUG, seed_demo
     from core.migrations import upgrade
-    from core.relay import relay_forever
+    from core.outbox.relay import relay_forever
     from core.services.accounts import upsert_admin
     from core.settings import get_settings
 

@@ -1,8 +1,12 @@
-"""Errors the HTTP layer turns into ``{"error": {"code", "message"}}`` with their status."""
+"""Errors every transport answers in one shape, ``{"error": {"code", "message"}}``, and the one mapping from any
+failure to what the caller is told (HTTP status and code, or a Socket.IO error ack)."""
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
+
+log = logging.getLogger("hafi.errors")
 
 
 class AppError(Exception):
@@ -17,7 +21,7 @@ class AppError(Exception):
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
 
 
-class BadRequestError(AppError):
+class InvalidInputError(AppError):
     status_code = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
@@ -47,3 +51,31 @@ class RateLimitedError(AppError):
 
 class UnavailableError(AppError):
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def database_error(exc: BaseException) -> AppError | None:
+    """What a database failure means to the caller: unreachable or overloaded (503) or a value it refused (422).
+    None for anything else, which is a bug in our SQL."""
+    from psycopg import DataError, OperationalError
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    if isinstance(exc, PoolTimeoutError) or (
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc.orig, OperationalError))
+    ):
+        return UnavailableError("database_unavailable", "The database is not reachable; try again shortly")
+    if isinstance(exc, DBAPIError) and isinstance(exc.orig, DataError):
+        # Values our validation let through but Postgres cannot store, such as NUL characters in text.
+        reason = str(exc.orig).splitlines()[0]
+        return InvalidInputError("invalid_input", f"The database refused a value: {reason}")
+    return None
+
+
+def as_app_error(exc: BaseException) -> AppError | None:
+    """What ``exc`` tells the caller, or None where it is a bug (answered as a 500 and logged by the transport)."""
+    if isinstance(exc, AppError):
+        return exc
+    error = database_error(exc)
+    if isinstance(error, UnavailableError):
+        log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
+    return error

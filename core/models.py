@@ -108,7 +108,7 @@ class ChannelSequence(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
-class OutboxEvent(Base):
+class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("channel", "seq", name="uq_outbox_channel_seq"),

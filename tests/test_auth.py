@@ -6,7 +6,7 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from core.models import Like, OutboxEvent
+from core.models import Like, OutboxMessage
 from core.realtime.memory import MemoryProvider
 from tests.support.api import ADMIN_EMAIL, Api, bearer
 
@@ -53,7 +53,7 @@ async def test_bad_tokens_get_401_and_nothing_is_written(
     assert response.json()["error"]["code"] == code
     async with api.runtime.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(Like)) == 0
-        assert await conn.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+        assert await conn.scalar(select(func.count()).select_from(OutboxMessage)) == 0
     assert provider.published == []
 
 

@@ -5,7 +5,7 @@ import asyncio
 import httpx
 from sqlalchemy import func, select
 
-from core.models import Like, OutboxEvent, Photo
+from core.models import Like, OutboxMessage, Photo
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
 
@@ -31,8 +31,8 @@ async def test_a_like_is_counted_stored_and_published_with_the_documented_payloa
     assert event.data["mutationId"] == "m-1"
     assert event.data["id"] == event.id and isinstance(event.id, str)
     async with api.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(OutboxEvent))).scalar_one_or_none()
-        stored = (await conn.execute(select(OutboxEvent.published_at, OutboxEvent.seq))).one()
+        row = (await conn.execute(select(OutboxMessage))).scalar_one_or_none()
+        stored = (await conn.execute(select(OutboxMessage.published_at, OutboxMessage.seq))).one()
         count = await conn.scalar(select(Photo.like_count).where(Photo.id == int(photo_id)))
     assert row is not None and stored.published_at is not None and stored.seq == 1
     assert count == 1
@@ -74,7 +74,7 @@ async def test_two_hundred_guests_liking_at_once_count_exactly_two_hundred_with_
     async with api.runtime.engine.connect() as conn:
         count = await conn.scalar(select(Photo.like_count).where(Photo.id == int(photo_id)))
         rows = await conn.scalar(select(func.count()).select_from(Like))
-        seqs = (await conn.execute(select(OutboxEvent.seq).order_by(OutboxEvent.seq))).scalars().all()
+        seqs = (await conn.execute(select(OutboxMessage.seq).order_by(OutboxMessage.seq))).scalars().all()
     assert count == rows == 200
     assert list(seqs) == list(range(1, 201))
     assert sorted(e.data["likeCount"] for e in provider.published) == list(range(1, 201))

@@ -6,23 +6,23 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 from sqlalchemy import select, text
 
-from core import outbox
-from core.models import OutboxEvent
-from core.realtime.base import RealtimeError, RealtimeEvent
+from core.outbox import relay
+from core.models import OutboxMessage
+from core.realtime.base import RealtimeError, RealtimeMessage
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime
 from tests.support.api import Api, bearer
 from tests.support.outbox import make_due
 
 
-async def _pending(runtime: Runtime) -> list[OutboxEvent]:
+async def _pending(runtime: Runtime) -> list[OutboxMessage]:
     async with runtime.engine.connect() as conn:
         rows = await conn.execute(
-            select(OutboxEvent.id, OutboxEvent.event, OutboxEvent.attempts, OutboxEvent.last_error)
-            .where(OutboxEvent.published_at.is_(None))
-            .order_by(OutboxEvent.id)
+            select(OutboxMessage.id, OutboxMessage.event, OutboxMessage.attempts, OutboxMessage.last_error)
+            .where(OutboxMessage.published_at.is_(None))
+            .order_by(OutboxMessage.id)
         )
-        return [OutboxEvent(**row._mapping) for row in rows]
+        return [OutboxMessage(**row._mapping) for row in rows]
 
 
 async def _like_and_comment(api: Api, photo_id: str, token: str) -> None:
@@ -54,8 +54,8 @@ async def test_a_failing_provider_leaves_the_request_successful_and_the_events_p
 
     provider.failure = None
     await make_due(api.runtime)
-    result = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
-    again = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
+    result = await relay.relay(api.runtime.engine, provider, api.runtime.settings)
+    again = await relay.relay(api.runtime.engine, provider, api.runtime.settings)
 
     assert result.published == 3 and again.published == 0
     assert [e.id for e in provider.published] == [str(row.id) for row in pending]
@@ -89,7 +89,7 @@ async def test_the_relay_leaves_a_request_its_own_events_while_it_publishes_them
             break
         await asyncio.sleep(0.01)
 
-    relayed = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
+    relayed = await relay.relay(api.runtime.engine, provider, api.runtime.settings)
     response = await request
 
     assert response.status_code == 200
@@ -100,7 +100,7 @@ async def test_the_relay_leaves_a_request_its_own_events_while_it_publishes_them
 class _CountingProvider(MemoryProvider):
     """Slow enough that two relays overlap."""
 
-    async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+    async def publish(self, events: Sequence[RealtimeMessage]) -> None:
         await asyncio.sleep(0.05)
         await super().publish(events)
 
@@ -118,7 +118,7 @@ async def test_two_relays_started_together_publish_each_event_once_in_seq_order(
     settings = api.runtime.settings.model_copy(update={"relay_batch_size": 7})
 
     first, second = await asyncio.gather(
-        outbox.relay(api.runtime.engine, slow, settings), outbox.relay(api.runtime.engine, slow, settings)
+        relay.relay(api.runtime.engine, slow, settings), relay.relay(api.runtime.engine, slow, settings)
     )
 
     ids = [e.id for e in slow.published]
@@ -139,7 +139,7 @@ async def test_a_rejected_event_is_parked_after_the_configured_attempts_and_show
     settings = api.runtime.settings.model_copy(update={"outbox_max_attempts": 3})
 
     class Rejecting(MemoryProvider):
-        async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+        async def publish(self, events: Sequence[RealtimeMessage]) -> None:
             raise RealtimeError("401 invalid key", transient=False)
 
     provider.failure = RuntimeError("down")
@@ -147,13 +147,15 @@ async def test_a_rejected_event_is_parked_after_the_configured_attempts_and_show
     rejecting = Rejecting()
     for _ in range(3):
         await make_due(api.runtime)
-        await outbox.relay(api.runtime.engine, rejecting, settings)
+        await relay.relay(api.runtime.engine, rejecting, settings)
 
     async with api.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(OutboxEvent.attempts, OutboxEvent.parked_at, OutboxEvent.last_error))).one()
+        row = (
+            await conn.execute(select(OutboxMessage.attempts, OutboxMessage.parked_at, OutboxMessage.last_error))
+        ).one()
     metrics = await api.client.get("/api/metrics", headers=bearer(admin))
     await make_due(api.runtime)
-    after_parking = await outbox.relay(api.runtime.engine, provider, settings)
+    after_parking = await relay.relay(api.runtime.engine, provider, settings)
 
     assert row.attempts == 3 and row.parked_at is not None
     assert row.last_error == "rejected: 401 invalid key"
@@ -195,7 +197,7 @@ async def test_the_relay_deletes_published_events_past_the_retention_and_keeps_t
     async with api.runtime.engine.begin() as conn:  # the first like was published 31 days ago
         await conn.execute(text("UPDATE outbox SET published_at = now() - interval '31 days' WHERE seq = 1"))
 
-    result = await outbox.relay(api.runtime.engine, provider, api.runtime.settings)
+    result = await relay.relay(api.runtime.engine, provider, api.runtime.settings)
     updates = await api.client.get("/api/events/wedding/updates?after=0", headers=bearer(guest))
 
     assert result.pruned == 1

@@ -14,16 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+from core.outbox.relay import relay_once
 
 from core.auth import Principal
 from core.realtime.ably import AblyProvider
 from core.realtime.base import RealtimeError
-from core.realtime.channels import grant_for
-from core.relay import relay_once
+from core.access import grant_for
 from tests.conftest import make_settings
 from tests.fakes.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
 from tests.fakes.in_flight import fresh_for_next_test
-from tests.support.api import Api, api_with, bearer, realtime_event
+from tests.support.api import Api, api_with, bearer, realtime_message
 from tests.support.loopback import LoopbackServer, serving
 from tests.support.outbox import make_due, outbox_rows
 
@@ -181,9 +181,9 @@ async def test_one_publish_is_one_batch_request_with_each_outbox_id_as_its_messa
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
     events = [
-        realtime_event(7, likeCount=1, note="ünïcødé"),
-        realtime_event(8, "admin", likeCount=2),
-        realtime_event(9, likeCount=3),
+        realtime_message(7, likeCount=1, note="ünïcødé"),
+        realtime_message(8, "admin", likeCount=2),
+        realtime_message(9, likeCount=3),
     ]
     async with ably_provider(database_url, service, server) as provider:
         await provider.publish(events)
@@ -209,11 +209,11 @@ async def test_a_repeated_id_is_delivered_once_within_two_minutes_and_again_afte
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
     async with ably_provider(database_url, service, server) as provider:
-        await provider.publish([realtime_event(1), realtime_event(2)])
-        await provider.publish([realtime_event(2), realtime_event(3)])
+        await provider.publish([realtime_message(1), realtime_message(2)])
+        await provider.publish([realtime_message(2), realtime_message(3)])
         service.clock_offset_ms = 121_000
         try:
-            await provider.publish([realtime_event(1)])
+            await provider.publish([realtime_message(1)])
         finally:
             service.clock_offset_ms = 0
 
@@ -225,7 +225,7 @@ async def test_msgpack_is_used_when_set_and_the_service_reads_it(
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
     async with ably_provider(database_url, service, server, ably_use_binary_protocol=True) as provider:
-        await provider.publish([realtime_event(1, note="ünïcødé")])
+        await provider.publish([realtime_message(1, note="ünïcødé")])
 
     assert set(service.content_types) == {"application/x-msgpack"}
     assert [d.data for d in service.delivered] == [{"id": "1", "note": "ünïcødé"}]
@@ -251,10 +251,10 @@ async def test_an_expired_token_is_renewed_once_and_the_publish_goes_through(
     database_url: str, service: FakeAbly, server: LoopbackServer
 ) -> None:
     async with ably_provider(database_url, service, server) as provider:
-        await provider.publish([realtime_event(1)])
+        await provider.publish([realtime_message(1)])
         for token in service.tokens.values():
             token.expires_ms = 0
-        await provider.publish([realtime_event(2)])
+        await provider.publish([realtime_message(2)])
 
     assert [d.id for d in service.delivered] == ["1", "2"]
     assert [code for _, code, _ in service.refusals] == [40142]
@@ -289,7 +289,7 @@ async def test_publish_failures_are_classified_transient_or_rejected(
         service.delay_seconds = 1.0  # the client gives up after publish_timeout_seconds (0.5)
     async with ably_provider(database_url, service, server, ably_api_key=key) as provider:
         with pytest.raises(RealtimeError) as failed:
-            await provider.publish([realtime_event(1), realtime_event(2, "admin")])
+            await provider.publish([realtime_message(1), realtime_message(2, "admin")])
 
     assert failed.value.transient is transient, failed.value
     assert str(failed.value).startswith("ably: ")

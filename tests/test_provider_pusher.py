@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import pusher
 import pytest
+from core.outbox.relay import relay_once
 from sqlalchemy import select
 
-from core.models import OutboxEvent
+from core.models import OutboxMessage
 from core.realtime.base import RealtimeError
 from core.realtime.pusher import PusherProvider, logical_channel, wire_channel
-from core.relay import relay_once
 from tests.conftest import make_settings
 from tests.fakes.in_flight import fresh_for_next_test
 from tests.fakes.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
-from tests.support.api import Api, api_with, bearer, realtime_event
+from tests.support.api import Api, api_with, bearer, realtime_message
 from tests.support.loopback import LoopbackServer, serving
 from tests.support.outbox import make_due, outbox_rows
 
@@ -152,7 +152,7 @@ async def test_publish_splits_into_batches_of_ten_with_mapped_channels_and_uncha
 ) -> None:
     provider = PusherProvider.from_settings(pusher_settings(database_url, service, server))
     events = [
-        realtime_event(i, "admin" if i % 5 == 0 else "event:wedding", likeCount=i, note="ünïcødé") for i in range(23)
+        realtime_message(i, "admin" if i % 5 == 0 else "event:wedding", likeCount=i, note="ünïcødé") for i in range(23)
     ]
     try:
         await provider.publish(events)
@@ -170,7 +170,7 @@ async def test_an_event_over_ten_kilobytes_of_utf8_is_refused_before_anything_is
 ) -> None:
     provider = PusherProvider.from_settings(pusher_settings(database_url, service, server))
     # 3,500 euro signs: about 7 KB as a Python object (what the SDK measures), 10.5 KB of UTF-8 (what Pusher counts).
-    events = [realtime_event(1), realtime_event(2, text="€" * 3500)]
+    events = [realtime_message(1), realtime_message(2, text="€" * 3500)]
     try:
         with pytest.raises(RealtimeError) as refused:
             await provider.publish(events)
@@ -207,7 +207,7 @@ async def test_publish_failures_are_classified_transient_or_rejected(
         service.delay_seconds = 1.0  # the client gives up after publish_timeout_seconds (0.5)
     try:
         with pytest.raises(RealtimeError) as failed:
-            await provider.publish([realtime_event(1)])
+            await provider.publish([realtime_message(1)])
     finally:
         await provider.aclose()
 
@@ -242,7 +242,9 @@ async def test_one_like_is_one_request_and_one_comment_is_one_request_with_both_
             ("private-admin", "notification:new-comment"),
         ]
         async with api.runtime.engine.connect() as conn:
-            rows = (await conn.execute(select(OutboxEvent.id, OutboxEvent.published_at).order_by(OutboxEvent.id))).all()
+            rows = (
+                await conn.execute(select(OutboxMessage.id, OutboxMessage.published_at).order_by(OutboxMessage.id))
+            ).all()
     assert [json.loads(e["data"])["id"] for e in service.accepted] == [str(row.id) for row in rows]
     assert all(row.published_at is not None for row in rows)
 

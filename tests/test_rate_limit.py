@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text, update
 
-from core import outbox
+from core.outbox import relay
 from core.auth import verify_token
-from core.models import OutboxEvent, RateLimit
+from core.models import OutboxMessage, RateLimit
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
 
@@ -44,7 +44,7 @@ async def test_the_61st_action_in_a_minute_is_refused_with_retry_after(api: Api)
     assert others.status_code == 200
     async with api.runtime.engine.connect() as conn:
         # 60 accepted toggles and the other guest's like; the refused one wrote nothing.
-        assert await conn.scalar(select(func.count()).select_from(OutboxEvent)) == 61
+        assert await conn.scalar(select(func.count()).select_from(OutboxMessage)) == 61
 
 
 async def test_the_minute_slides_so_attempts_just_before_a_clock_minute_still_count(api: Api) -> None:
@@ -79,7 +79,7 @@ async def test_the_relay_forgets_identities_idle_for_a_minute(api: Api) -> None:
     await _make_earlier_attempts(api, idle, count=5, seconds_ago=61)
     assert await _toggle_likes(api, photo_id, active, 1) == [200]
 
-    await outbox.relay(api.runtime.engine, MemoryProvider(), api.runtime.settings)
+    await relay.relay(api.runtime.engine, MemoryProvider(), api.runtime.settings)
 
     async with api.runtime.engine.connect() as conn:
         kept = set((await conn.execute(select(RateLimit.key))).scalars())

@@ -12,7 +12,7 @@ import pytest
 import socketio
 from sqlalchemy import func, select
 
-from core.models import Like, OutboxEvent
+from core.models import Like, OutboxMessage
 from core.settings import Settings
 from tests.conftest import make_settings
 from tests.support.api import bearer
@@ -204,9 +204,9 @@ async def test_likes_and_comments_sent_over_the_socket_go_through_the_services_a
         likes = await conn.scalar(select(func.count()).select_from(Like).where(Like.photo_id == int(photo_id)))
         names = (
             await conn.execute(
-                select(OutboxEvent.event, OutboxEvent.published_at.is_not(None))
-                .where(OutboxEvent.channel == f"event:{slug}")
-                .order_by(OutboxEvent.seq)
+                select(OutboxMessage.event, OutboxMessage.published_at.is_not(None))
+                .where(OutboxMessage.channel == f"event:{slug}")
+                .order_by(OutboxMessage.seq)
             )
         ).all()
     assert likes == 0

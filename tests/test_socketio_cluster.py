@@ -130,14 +130,14 @@ async def test_a_like_asked_for_on_one_node_reaches_the_room_on_the_other(
 
 
 async def test_publishing_with_redis_down_raises_a_transient_realtime_error(cluster_settings: Settings) -> None:
-    from core.realtime.base import RealtimeError, RealtimeEvent
+    from core.realtime.base import RealtimeError, RealtimeMessage
 
     provider = SocketIOProvider.from_settings(
         cluster_settings.model_copy(update={"socketio_redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     )
     try:
         with pytest.raises(RealtimeError) as failed:
-            await provider.publish([RealtimeEvent("1", "event:x", "photo:liked", {"id": "1"})])
+            await provider.publish([RealtimeMessage("1", "event:x", "photo:liked", {"id": "1"})])
     finally:
         await provider.aclose()
     assert failed.value.transient and "Redis" in str(failed.value)

@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from core.db import database_error
-from core.errors import BadRequestError
-from core.models import Comment, Event, Like, OutboxEvent, Photo
+from core.errors import database_error
+from core.errors import InvalidInputError
+from core.models import Comment, Event, Like, OutboxMessage, Photo
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
 
@@ -15,7 +15,7 @@ async def _nothing_written(api: Api, provider: MemoryProvider, *, events: int = 
     async with api.runtime.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(Like)) == 0
         assert await conn.scalar(select(func.count()).select_from(Comment)) == 0
-        assert await conn.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+        assert await conn.scalar(select(func.count()).select_from(OutboxMessage)) == 0
         assert await conn.scalar(select(func.count()).select_from(Event)) == events
         assert await conn.scalar(select(func.count()).select_from(Photo)) == photos
     assert provider.published == []
@@ -136,5 +136,5 @@ async def test_a_value_the_database_refuses_is_a_422_not_a_500(api: Api) -> None
 
     error = database_error(refused.value)
 
-    assert isinstance(error, BadRequestError) and error.code == "invalid_input"
+    assert isinstance(error, InvalidInputError) and error.code == "invalid_input"
     assert "NUL" in error.message

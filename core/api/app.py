@@ -14,13 +14,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.api.middleware import AccessLogMiddleware
-from core.api.routes import ably, admin, auth, cron, events, health, photos, pusher, realtime
-from core.api.schemas import ErrorResponse
-from core.db import database_error
-from core.errors import AppError, RateLimitedError, UnavailableError
-from core.events import PayloadTooLargeError
+from core.api.routes import admin, auth, cron, events, health, photos, realtime
+from core.errors import AppError, RateLimitedError, as_app_error
 from core.logs import configure_logging
 from core.runtime import Runtime, build_runtime
+from core.schemas import ErrorResponse
 from core.settings import get_settings
 
 log = logging.getLogger("hafi.api")
@@ -47,10 +45,12 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-async def _app_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    headers = {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, RateLimitedError) else None
-    return error_response(exc.status_code, exc.code, exc.message, headers)
+async def _mapped_error(request: Request, exc: Exception) -> JSONResponse:
+    error = as_app_error(exc)
+    if error is None:
+        return await _unexpected(request, exc)
+    headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, RateLimitedError) else None
+    return error_response(error.status_code, error.code, error.message, headers)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -67,19 +67,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
-
-
-async def _payload_too_large(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(422, "payload_too_large", str(exc))
-
-
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    error = database_error(exc)
-    if error is None:
-        return await _unexpected(request, exc)
-    if isinstance(error, UnavailableError):
-        log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
-    return await _app_error(request, error)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -108,17 +95,13 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         photos.router,
         admin.router,
         realtime.router,
-        ably.router,
-        pusher.router,
         cron.router,
     ):
         app.include_router(router)
-    app.add_exception_handler(AppError, _app_error)
+    for mapped in (AppError, DBAPIError, PoolTimeoutError):
+        app.add_exception_handler(mapped, _mapped_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(PayloadTooLargeError, _payload_too_large)
-    app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     if runtime.settings.cors_origins:
         app.add_middleware(

@@ -12,9 +12,9 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.auth import Principal, verify_token
-from core.errors import BadRequestError, ForbiddenError, UnauthorizedError
-from core.events import MUTATION_ID_PATTERN
+from core.errors import ForbiddenError, InvalidInputError, UnauthorizedError
 from core.runtime import Runtime
+from core.schemas import MUTATION_ID_PATTERN
 
 _bearer = HTTPBearer(auto_error=False, description="A guest or admin token from /api/auth/*")
 _MUTATION_ID = re.compile(MUTATION_ID_PATTERN)
@@ -68,7 +68,7 @@ async def mutation_id(x_mutation_id: Annotated[str | None, Header()] = None) -> 
     if x_mutation_id is None:
         return None
     if not _MUTATION_ID.match(x_mutation_id):
-        raise BadRequestError("invalid_mutation_id", "X-Mutation-Id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+        raise InvalidInputError("invalid_mutation_id", "X-Mutation-Id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
     return x_mutation_id
 
 

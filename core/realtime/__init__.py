@@ -1,5 +1,5 @@
 """Realtime publishing, provider-neutral. No SDK is imported here: each provider module imports its own."""
 
-from core.realtime.base import ChannelGrant, RealtimeError, RealtimeEvent, RealtimeProvider
+from core.realtime.base import ChannelGrant, RealtimeError, RealtimeMessage, RealtimeProvider
 
-__all__ = ["ChannelGrant", "RealtimeError", "RealtimeEvent", "RealtimeProvider"]
+__all__ = ["ChannelGrant", "RealtimeError", "RealtimeMessage", "RealtimeProvider"]

@@ -5,7 +5,7 @@ Contract beyond ``RealtimeProvider``:
   message carries its own id, the outbox id: Ably delivers a retried id only once (2-minute window);
 - ``token_request`` signs an Ably TokenRequest locally (no network): clientId is the caller, the capability grants
   ``subscribe`` and ``presence`` on exactly the granted channels (never ``publish``), TTL from settings. The browser
-  exchanges it with Ably itself, and renews it through ``authUrl`` before it expires.
+  exchanges it with Ably itself, and renews it through ``authUrl`` (``renew_credentials``) before it expires.
 Logical names are Ably names as they are (``event:{slug}``, ``admin``).
 """
 
@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 import httpx
 from ably import AblyException, AblyRest
 
-from core.events import encode
-from core.realtime.base import ChannelGrant, RealtimeError, RealtimeEvent, RealtimeProvider
+from core.errors import ForbiddenError
+from core.realtime.base import ChannelGrant, RealtimeError, RealtimeMessage, RealtimeProvider
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX
+from core.realtime.wire import encode
 from core.settings import Settings
 
 TOKEN_ENDPOINT = "/api/realtime/ably/token"
@@ -29,8 +30,8 @@ _TOKEN_ERRORS = range(40140, 40150)  # expired or revoked token: get a new one a
 
 
 def capability_for(grant: ChannelGrant) -> dict[str, list[str]]:
-    """DESIGN.md: subscribe (and presence) on the granted event channels; an admin adds ``admin`` and ``event:*``."""
-    event_ops = ["presence", "subscribe"] if grant.presence else ["subscribe"]
+    """Subscribe and presence on the granted event channels; an admin adds ``admin`` and ``event:*``."""
+    event_ops = ["presence", "subscribe"]
     capability = {channel: list(event_ops) for channel in grant.channels if channel != ADMIN_CHANNEL}
     if ADMIN_CHANNEL in grant.channels:
         capability[ADMIN_CHANNEL] = ["subscribe"]
@@ -81,7 +82,7 @@ class AblyProvider(RealtimeProvider):
             options["use_token_auth"] = True  # the SDK refuses basic auth (the key itself) over plain HTTP
         return cls(AblyRest(**options), token_ttl_seconds=settings.realtime_token_ttl_seconds)
 
-    async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+    async def publish(self, events: Sequence[RealtimeMessage]) -> None:
         if not events:
             return
         body = [
@@ -122,6 +123,13 @@ class AblyProvider(RealtimeProvider):
         )
         signed: dict[str, Any] = token_request.to_dict()
         return signed
+
+    async def renew_credentials(self, grant: ChannelGrant) -> dict[str, Any]:
+        if not grant.channels:  # Ably refuses a token with no capability at all
+            raise ForbiddenError(
+                "no_channels", "This token may not subscribe to any channel; name an event (eventSlug)"
+            )
+        return await self.token_request(grant)
 
     async def browser_credentials(self, grant: ChannelGrant) -> dict[str, Any]:
         return {

@@ -1,18 +1,10 @@
-"""Logical channel names and who may subscribe to them: the one place this is decided.
-
-Providers map a logical name to their own (``event:{slug}`` becomes Pusher's ``private-event-{slug}``); every
-subscription check (Ably capability, Pusher auth, Socket.IO join, HTTP reads) asks ``can_see_event`` or
-``can_subscribe`` here.
-"""
+"""Logical channel names, the one place they are defined. Each provider maps them to its own names (Pusher's
+``private-event-{slug}``); who may subscribe to which is decided in ``core.access``."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-from core.auth import Principal
-from core.realtime.base import ChannelGrant
 
 ADMIN_CHANNEL = "admin"
 EVENT_PREFIX = "event:"
@@ -35,10 +27,6 @@ class LogicalChannel:
     name: str
     event_slug: str | None  # None for the admin channel
 
-    @property
-    def is_admin(self) -> bool:
-        return self.event_slug is None
-
 
 def parse_channel(name: str) -> LogicalChannel | None:
     """The logical channel ``name`` denotes, or None where it is not one of ours."""
@@ -47,26 +35,3 @@ def parse_channel(name: str) -> LogicalChannel | None:
     if name.startswith(EVENT_PREFIX) and is_valid_slug(slug := name[len(EVENT_PREFIX) :]):
         return LogicalChannel(name, slug)
     return None
-
-
-def can_see_event(principal: Principal | None, slug: str, *, protected: bool) -> bool:
-    """A public event is open to anyone; a protected one to admins and to guests whose token carries it."""
-    if not protected:
-        return True
-    return principal is not None and (principal.is_admin or slug in principal.events)
-
-
-def can_subscribe(principal: Principal | None, channel: LogicalChannel, *, event_protected: bool) -> bool:
-    if channel.event_slug is None:
-        return principal is not None and principal.is_admin
-    return can_see_event(principal, channel.event_slug, protected=event_protected)
-
-
-def grant_for(principal: Principal, public_slugs: Iterable[str] = ()) -> ChannelGrant:
-    """The channels a principal may subscribe to: the events its token carries plus the public ones asked for;
-    an admin gets the admin channel and every event."""
-    slugs = sorted(set(principal.events) | set(public_slugs))
-    channels = [event_channel(slug) for slug in slugs]
-    if principal.is_admin:
-        channels.insert(0, ADMIN_CHANNEL)
-    return ChannelGrant(client_id=principal.subject, channels=tuple(channels), all_events=principal.is_admin)

@@ -6,19 +6,19 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from core.realtime.base import ChannelGrant, RealtimeError, RealtimeEvent, RealtimeProvider
+from core.realtime.base import ChannelGrant, RealtimeError, RealtimeMessage, RealtimeProvider
 
 
 class MemoryProvider(RealtimeProvider):
     name: ClassVar[str] = "memory"
 
     def __init__(self) -> None:
-        self.published: list[RealtimeEvent] = []
-        self.publish_calls: list[list[RealtimeEvent]] = []
+        self.published: list[RealtimeMessage] = []
+        self.publish_calls: list[list[RealtimeMessage]] = []
         self.failure: Exception | None = None
         self.delay_seconds = 0.0
 
-    async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+    async def publish(self, events: Sequence[RealtimeMessage]) -> None:
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
         if self.failure is not None:

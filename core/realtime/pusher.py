@@ -5,7 +5,8 @@ Contract beyond ``RealtimeProvider``:
   ``private-admin``) by ``wire_channel`` / ``logical_channel``, the only place that knows Pusher's names;
 - ``publish`` sends ``batch_events`` requests of at most 10 events, each payload checked to be at most 10 KB of UTF-8
   before anything is sent (the SDK measures Python object size instead, and does not cap the batch);
-- ``sign_channel`` signs a subscription the caller has already been allowed (``core.realtime.channels`` decides).
+- ``sign_subscription`` answers pusher-js's channel authorization: it checks the socket id and the channel name,
+  asks ``core.access`` (through the check it is given) whether the caller may subscribe, and signs.
 Pusher has no server-side deduplication: the payload carries ``id`` and browsers drop ids they have seen.
 """
 
@@ -13,15 +14,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
 import pusher
 
-from core.events import MAX_PAYLOAD_BYTES, encode
-from core.realtime.base import ChannelGrant, RealtimeError, RealtimeEvent, RealtimeProvider
+from core.errors import ForbiddenError, InvalidInputError
+from core.realtime.base import ChannelGrant, RealtimeError, RealtimeMessage, RealtimeProvider, SubscriptionCheck
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, parse_channel
+from core.realtime.wire import MAX_PAYLOAD_BYTES, encode
 from core.settings import Settings
 
 AUTH_ENDPOINT = "/api/realtime/pusher/auth"
@@ -113,7 +115,7 @@ class PusherProvider(RealtimeProvider):
             browser |= {"wsHost": settings.pusher_host, "wsPort": port, "wssPort": port, "forceTLS": ssl}
         return cls(client, http, browser=browser)
 
-    async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+    async def publish(self, events: Sequence[RealtimeMessage]) -> None:
         batch = [self._wire_event(event) for event in events]  # all checked before the first request goes out
         delivered: list[str] = []
         for start in range(0, len(batch), MAX_BATCH):
@@ -126,7 +128,7 @@ class PusherProvider(RealtimeProvider):
             delivered.extend(event.id for event in events[start : start + MAX_BATCH])
 
     @staticmethod
-    def _wire_event(event: RealtimeEvent) -> dict[str, str]:
+    def _wire_event(event: RealtimeMessage) -> dict[str, str]:
         data = encode(event.data)
         if len(data.encode()) > MAX_PAYLOAD_BYTES:
             raise RealtimeError(f"pusher: event {event.id} is over {MAX_PAYLOAD_BYTES} bytes", transient=False)
@@ -141,10 +143,16 @@ class PusherProvider(RealtimeProvider):
             "channels": [wire_channel(channel) for channel in grant.channels],
         }
 
-    def sign_channel(self, *, socket_id: str, channel: str) -> dict[str, str]:
-        """Pusher's ``{"auth": "<key>:<hmac>"}`` for a subscription already allowed to this caller."""
-        if not is_valid_socket_id(socket_id) or logical_channel(channel) is None:
-            raise ValueError("sign_channel needs a valid socket id and one of our private channels")
+    async def sign_subscription(self, form: Mapping[str, str], may_subscribe: SubscriptionCheck) -> dict[str, str]:
+        """Pusher's ``{"auth": "<key>:<hmac>"}`` for a ``private-`` channel this caller may see; the SDK signs any
+        name it is given, so both the name and the access are checked first. An unknown event is refused like a
+        forbidden one."""
+        socket_id, channel = form.get("socket_id", ""), form.get("channel_name", "")
+        if not is_valid_socket_id(socket_id):
+            raise InvalidInputError("invalid_socket_id", "socket_id must look like '123.456'")
+        logical = logical_channel(channel)
+        if logical is None or not await may_subscribe(logical):
+            raise ForbiddenError("channel_not_allowed", f"This token may not subscribe to {channel!r}")
         signed: dict[str, str] = self._client.authenticate(channel=channel, socket_id=socket_id)
         return signed
 

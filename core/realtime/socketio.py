@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 import socketio
 
 from core import metrics
-from core.realtime.base import ChannelGrant, RealtimeError, RealtimeEvent, RealtimeProvider
+from core.realtime.base import ChannelGrant, RealtimeError, RealtimeMessage, RealtimeProvider
 from core.settings import Settings, SettingsError
 
 log = logging.getLogger("hafi.realtime.socketio")
@@ -84,7 +84,7 @@ class SocketIOProvider(RealtimeProvider):
         )
         return cls(publisher, path=settings.socketio_path, public_url=settings.socketio_public_url)
 
-    async def publish(self, events: Sequence[RealtimeEvent]) -> None:
+    async def publish(self, events: Sequence[RealtimeMessage]) -> None:
         # Each emit is one Redis PUBLISH (or one local fan-out): Socket.IO has no batch emit.
         delivered: list[str] = []
         for event in events:

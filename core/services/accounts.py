@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.auth import Principal, dummy_secret_hash, hash_secret, verify_secret
-from core.errors import BadRequestError, UnauthorizedError
+from core.errors import InvalidInputError, UnauthorizedError
 from core.models import Admin
 
 MIN_PASSWORD_LENGTH = 10
@@ -17,14 +17,14 @@ def normalize_email(email: str) -> str:
     cleaned = email.strip().lower()
     local, _, domain = cleaned.partition("@")
     if not local or "." not in domain or any(c.isspace() for c in cleaned) or len(cleaned) > 320:
-        raise BadRequestError("invalid_input", "email is not a valid address")
+        raise InvalidInputError("invalid_input", "email is not a valid address")
     return cleaned
 
 
 async def upsert_admin(conn: AsyncConnection, *, email: str, password: str) -> int:
     """Creates the admin, or sets a new password where the email exists already."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadRequestError("invalid_input", f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInputError("invalid_input", f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     statement = pg_insert(Admin).values(email=normalize_email(email), password_hash=hash_secret(password))
     statement = statement.on_conflict_do_update(
         index_elements=[Admin.email], set_={"password_hash": statement.excluded.password_hash}

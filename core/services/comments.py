@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import events
-from core.actions import UnitOfWork
+from core import messages
+from core.access import visible_photo
 from core.auth import Principal
-from core.errors import BadRequestError, NotFoundError
+from core.errors import NotFoundError
 from core.models import Comment, Event, Photo
-from core.services.photos import visible_photo
+from core.unit_of_work import UnitOfWork
 
-AUTHOR_MAX = 80
-CONTENT_MAX = 1000
-_ALLOWED_IN_CONTENT = {"\n", "\t"}
 CommentStatus = Literal["visible", "hidden"]
-
-
-def _clean(value: str, *, field: str, max_length: int, allowed_controls: set[str]) -> str:
-    """Trims; refuses empty, too long, and control characters (they corrupt displays and logs). The text is
-    stored as given otherwise: escaping is the renderer's job, and we never render it as HTML."""
-    cleaned = value.strip()
-    if not cleaned:
-        raise BadRequestError("invalid_input", f"{field} must not be empty")
-    if len(cleaned) > max_length:
-        raise BadRequestError("invalid_input", f"{field} must be at most {max_length} characters")
-    for char in cleaned:
-        if unicodedata.category(char) in ("Cc", "Cs") and char not in allowed_controls:
-            raise BadRequestError("invalid_input", f"{field} must not contain control characters (U+{ord(char):04X})")
-    return cleaned
-
-
-def clean_author(author_name: str) -> str:
-    return _clean(author_name, field="authorName", max_length=AUTHOR_MAX, allowed_controls=set())
-
-
-def clean_content(content: str) -> str:
-    return _clean(content, field="content", max_length=CONTENT_MAX, allowed_controls=_ALLOWED_IN_CONTENT)
 
 
 def _comment_from_row(row: Any) -> Comment:
@@ -62,18 +36,17 @@ async def add_comment(
     content: str,
     mutation_id: str | None,
 ) -> Comment:
-    author = clean_author(author_name)
-    text_ = clean_content(content)
+    """Adds a comment whose author name and text were already checked (``core.schemas``)."""
     photo = await visible_photo(uow.conn, principal, photo_id)
     row = (
         await uow.conn.execute(
             insert(Comment)
-            .values(photo_id=photo.id, session_id=principal.subject, author_name=author, content=text_)
+            .values(photo_id=photo.id, session_id=principal.subject, author_name=author_name, content=content)
             .returning(Comment.id, Comment.photo_id, Comment.author_name, Comment.content, Comment.created_at)
         )
     ).one()
     comment = _comment_from_row(row)
-    await uow.emit(events.comment_added(slug=photo.event_slug, comment=comment, mutation_id=mutation_id))
+    await uow.emit(messages.comment_added(slug=photo.event_slug, comment=comment, mutation_id=mutation_id))
     return comment
 
 
@@ -136,11 +109,11 @@ async def set_status(
         return comment, status, row.slug
     await uow.conn.execute(update(Comment).where(Comment.id == comment_id).values(status=status))
     if status == "hidden":
-        event = events.comment_removed(
+        event = messages.comment_removed(
             slug=row.slug, photo_id=comment.photo_id, comment_id=comment.id, mutation_id=mutation_id
         )
     else:
-        event = events.comment_restored(slug=row.slug, comment=comment, mutation_id=mutation_id)
+        event = messages.comment_restored(slug=row.slug, comment=comment, mutation_id=mutation_id)
     await uow.emit([event])
     return comment, status, row.slug
 
@@ -150,7 +123,7 @@ async def delete_comment(uow: UnitOfWork, *, comment_id: int, mutation_id: str |
     await uow.conn.execute(delete(Comment).where(Comment.id == comment_id))
     if row.status == "visible":
         await uow.emit(
-            [events.comment_removed(slug=row.slug, photo_id=row.photo_id, comment_id=row.id, mutation_id=mutation_id)]
+            [messages.comment_removed(slug=row.slug, photo_id=row.photo_id, comment_id=row.id, mutation_id=mutation_id)]
         )
 
 

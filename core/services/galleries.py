@@ -9,13 +9,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import outbox
-from core.actions import UnitOfWork
+from core.access import EventRef, visible_event
 from core.auth import Principal, hash_secret, verify_secret
 from core.errors import ConflictError, ForbiddenError, NotFoundError
 from core.models import Event, Like, Photo
+from core.outbox import event_log
 from core.realtime.channels import event_channel
-from core.services.photos import EventRef, visible_event
+from core.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ async def add_photos(uow: UnitOfWork, *, slug: str, photos: list[NewPhoto]) -> l
 async def view_event(conn: AsyncConnection, *, principal: Principal | None, slug: str) -> EventView:
     """The gallery as a page load needs it; ``seq`` is read first, so any event after it reaches the subscriber."""
     event = await visible_event(conn, principal, slug)
-    seq = await outbox.current_seq(conn, event_channel(slug))
+    seq = await event_log.current_seq(conn, event_channel(slug))
     query = (
         select(Photo.id, Photo.url, Photo.caption, Photo.like_count, Photo.created_at)
         .where(Photo.event_id == event.id)

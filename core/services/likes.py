@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import events
-from core.actions import UnitOfWork
+from core import messages
+from core.access import visible_photo
 from core.auth import Principal
 from core.models import Photo
-from core.services.photos import visible_photo
+from core.unit_of_work import UnitOfWork
 
 _LIKE = text(
     """
@@ -60,7 +60,7 @@ async def set_like(
         return LikeState(photo.id, await _like_count(uow.conn, photo.id), liked=liked, changed=False)
     await uow.emit(
         [
-            events.like_changed(
+            messages.like_changed(
                 slug=photo.event_slug, photo_id=photo.id, like_count=new_count, liked=liked, mutation_id=mutation_id
             )
         ]

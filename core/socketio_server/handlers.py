@@ -30,21 +30,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from socketio.exceptions import ConnectionRefusedError as RefusedError
 
-from core import metrics
-from core.actions import action, read
-from core.api.schemas import CommentOut, LikeOut
+from core import access, metrics, use_cases
 from core.auth import Principal, verify_token
-from core.db import database_error
-from core.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError, UnavailableError
-from core.events import MUTATION_ID_PATTERN, PayloadTooLargeError
-from core.realtime.channels import ADMIN_CHANNEL, LogicalChannel, can_subscribe, event_channel, is_valid_slug
+from core.errors import ForbiddenError, InvalidInputError, UnauthorizedError, as_app_error
+from core.realtime.channels import ADMIN_CHANNEL, event_channel, is_valid_slug
 from core.runtime import Runtime
-from core.services import comments, likes
-from core.services.photos import visible_event
+from core.schemas import CommentIn, MutationIdField, PhotoId
 from core.socketio_server.presence import Presence
 
 log = logging.getLogger("hafi.socketio")
@@ -54,20 +49,25 @@ Answer = dict[str, Any]
 Work = Callable[[str, Any], Awaitable[Answer]]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
+# Unknown fields (the original platform's ``eventSlug``) are ignored: the photo decides its event.
+_REQUEST_CONFIG = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
 
-    photo_id: int = Field(ge=1, le=2**63 - 1)
-    mutation_id: str | None = Field(default=None, pattern=MUTATION_ID_PATTERN)
+
+class _Request(BaseModel):
+    model_config = _REQUEST_CONFIG
+
+    photo_id: PhotoId
+    mutation_id: MutationIdField = None
 
 
 class LikeRequest(_Request):
     liked: bool = True
 
 
-class CommentRequest(_Request):
-    author_name: str
-    content: str
+class CommentRequest(_Request, CommentIn):
+    """A ``CommentIn`` (the same fields and limits as the HTTP body) naming its photo."""
+
+    model_config = _REQUEST_CONFIG
 
 
 R = TypeVar("R", bound=_Request)
@@ -78,25 +78,19 @@ def _parse(model: type[R], data: Any) -> R:
         return model.model_validate(data if isinstance(data, dict) else {})
     except ValidationError as exc:
         described = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise BadRequestError("invalid_input", described) from None
+        raise InvalidInputError("invalid_input", described) from None
 
 
 def _slug(data: Any) -> str:
     slug = data.get("eventSlug") if isinstance(data, dict) else data
     if not isinstance(slug, str) or not is_valid_slug(slug):
-        raise BadRequestError("invalid_input", "Give an event slug, as a string or as {eventSlug}")
+        raise InvalidInputError("invalid_input", "Give an event slug, as a string or as {eventSlug}")
     return slug
 
 
 def _error(exc: Exception) -> dict[str, str]:
-    if isinstance(exc, AppError):
-        return {"code": exc.code, "message": exc.message}
-    if isinstance(exc, PayloadTooLargeError):
-        return {"code": "payload_too_large", "message": str(exc)}
-    if (failure := database_error(exc)) is not None:
-        if isinstance(failure, UnavailableError):
-            log.error("database unavailable", extra={"error": str(exc).splitlines()[0]})
-        return {"code": failure.code, "message": failure.message}
+    if (error := as_app_error(exc)) is not None:
+        return {"code": error.code, "message": error.message}
     log.exception("unhandled error in a Socket.IO handler", exc_info=exc)
     return {"code": "internal_error", "message": "Something went wrong on our side"}
 
@@ -181,9 +175,7 @@ class ClientEvents:
         return {"error": error}
 
     async def _join_event(self, sid: str, data: Any) -> Answer:
-        principal = self._principal(sid)
-        async with read(self._runtime) as conn:
-            event = await visible_event(conn, principal, _slug(data))
+        event = await access.event_visible_to(self._runtime, self._principal(sid), _slug(data))
         room = event_channel(event.slug)
         await self._sio.enter_room(sid, room)
         self._presence.joined(sid, room)
@@ -196,7 +188,7 @@ class ClientEvents:
         return {"room": room}
 
     async def _join_admin(self, sid: str, data: Any) -> Answer:
-        if not can_subscribe(self._principal(sid), LogicalChannel(ADMIN_CHANNEL, None), event_protected=True):
+        if not access.may_receive_admin(self._principal(sid)):
             raise ForbiddenError("admin_only", "Only admins may join the admin room")
         await self._sio.enter_room(sid, ADMIN_CHANNEL)
         self._presence.joined(sid, ADMIN_CHANNEL)
@@ -205,26 +197,15 @@ class ClientEvents:
     async def _like(self, sid: str, data: Any) -> Answer:
         principal = self._caller(sid)
         request = _parse(LikeRequest, data)
-        async with action(self._runtime, rate_limit_key=principal.subject) as uow:
-            state = await likes.set_like(
-                uow,
-                principal=principal,
-                photo_id=request.photo_id,
-                liked=request.liked,
-                mutation_id=request.mutation_id,
-            )
-        return LikeOut.of(state).model_dump(mode="json", by_alias=True)
+        answer = await use_cases.set_like(
+            self._runtime, principal, photo_id=request.photo_id, liked=request.liked, mutation_id=request.mutation_id
+        )
+        return answer.model_dump(mode="json", by_alias=True)
 
     async def _comment(self, sid: str, data: Any) -> Answer:
         principal = self._caller(sid)
         request = _parse(CommentRequest, data)
-        async with action(self._runtime, rate_limit_key=principal.subject) as uow:
-            comment = await comments.add_comment(
-                uow,
-                principal=principal,
-                photo_id=request.photo_id,
-                author_name=request.author_name,
-                content=request.content,
-                mutation_id=request.mutation_id,
-            )
-        return CommentOut.of(comment).model_dump(mode="json", by_alias=True)
+        answer = await use_cases.add_comment(
+            self._runtime, principal, photo_id=request.photo_id, comment=request, mutation_id=request.mutation_id
+        )
+        return answer.model_dump(mode="json", by_alias=True)

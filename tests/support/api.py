@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from core.api.app import create_app
-from core.realtime.base import RealtimeEvent
+from core.realtime.base import RealtimeMessage
 from core.runtime import Runtime, build_runtime
 from core.services.accounts import upsert_admin
 from core.settings import Settings
@@ -75,6 +75,6 @@ async def api_with(settings: Settings) -> AsyncIterator[Api]:
         await runtime.aclose()
 
 
-def realtime_event(i: int, channel: str = "event:wedding", **data: Any) -> RealtimeEvent:
+def realtime_message(i: int, channel: str = "event:wedding", **data: Any) -> RealtimeMessage:
     """A ready-to-publish event with id ``i``, for tests of a provider alone."""
-    return RealtimeEvent(id=str(i), channel=channel, name="photo:liked", data={"id": str(i), **data})
+    return RealtimeMessage(id=str(i), channel=channel, name="photo:liked", data={"id": str(i), **data})

@@ -6,17 +6,17 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from core.models import OutboxEvent
+from core.models import OutboxMessage
 from core.runtime import Runtime
 
 
 async def outbox_rows(runtime: Runtime) -> list[Any]:
     """Every outbox row, with all its columns, oldest first."""
     async with runtime.engine.connect() as conn:
-        return list((await conn.execute(select(OutboxEvent.__table__).order_by(OutboxEvent.id))).all())
+        return list((await conn.execute(select(OutboxMessage.__table__).order_by(OutboxMessage.id))).all())
 
 
 async def make_due(runtime: Runtime) -> None:
     """What the passing of a lease or a backoff would do: the relay may take every pending row now."""
     async with runtime.engine.begin() as conn:
-        await conn.execute(update(OutboxEvent).values(next_attempt_at=OutboxEvent.created_at))
+        await conn.execute(update(OutboxMessage).values(next_attempt_at=OutboxMessage.created_at))

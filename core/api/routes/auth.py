@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 
-from core.actions import read
 from core.api.deps import MaybePrincipal, RuntimeDep, client_address
-from core.api.schemas import AdminLoginIn, GuestAuthIn, TokenOut
 from core.auth import Principal, issue_token, new_guest_session_id
 from core.ratelimit import limit_failures
+from core.schemas import AdminLoginIn, GuestAuthIn, TokenOut
 from core.services import accounts, galleries
+from core.unit_of_work import read_only
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -35,7 +35,7 @@ async def guest_token(
     unlocked = set(guest.events) if guest else set()
     if body and body.event_slug:
         key, limit = f"access-code:{client_address(request)}", runtime.settings.rate_limit_per_minute
-        async with read(runtime) as conn, limit_failures(conn, key, limit=limit):
+        async with read_only(runtime) as conn, limit_failures(conn, key, limit=limit):
             event = await galleries.unlock_event(conn, slug=body.event_slug, access_code=body.access_code)
         if event.protected:
             unlocked.add(event.slug)
@@ -45,6 +45,6 @@ async def guest_token(
 @router.post("/admin/login")
 async def admin_login(request: Request, runtime: RuntimeDep, body: AdminLoginIn) -> TokenOut:
     key, limit = f"admin-login:{client_address(request)}", runtime.settings.rate_limit_per_minute
-    async with read(runtime) as conn, limit_failures(conn, key, limit=limit):
+    async with read_only(runtime) as conn, limit_failures(conn, key, limit=limit):
         principal = await accounts.authenticate(conn, email=body.email, password=body.password)
     return _token_out(principal, runtime)

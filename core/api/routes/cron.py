@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 
 from core.api.deps import RuntimeDep
 from core.errors import NotFoundError, UnauthorizedError
-from core.relay import relay_once
+from core.outbox.relay import relay_once
 
 router = APIRouter(prefix="/api/cron", tags=["cron"])
 

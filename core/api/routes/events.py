@@ -4,14 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from core import outbox
-from core.actions import read
+from core.access import event_visible_to
 from core.api.deps import CurrentAdmin, CurrentPrincipal, MaybePrincipal, RuntimeDep
-from core.api.schemas import EventOut, PhotoOut, UpdateOut, UpdatesOut
-from core.events import message_data
+from core.messages import message_data
+from core.outbox import event_log
 from core.realtime.channels import ADMIN_CHANNEL, SLUG_PATTERN, event_channel
+from core.schemas import EventOut, PhotoOut, UpdateOut, UpdatesOut
 from core.services import galleries
-from core.services.photos import visible_event
+from core.unit_of_work import read_only
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -22,7 +22,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 @router.get("/events/{slug}")
 async def get_event(slug: Slug, runtime: RuntimeDep, principal: MaybePrincipal) -> EventOut:
-    async with read(runtime) as conn:
+    async with read_only(runtime) as conn:
         view = await galleries.view_event(conn, principal=principal, slug=slug)
     return EventOut(
         slug=view.event.slug,
@@ -30,23 +30,13 @@ async def get_event(slug: Slug, runtime: RuntimeDep, principal: MaybePrincipal) 
         protected=view.event.protected,
         channel=event_channel(view.event.slug),
         seq=view.seq,
-        photos=[
-            PhotoOut(
-                id=str(p.id),
-                url=p.url,
-                caption=p.caption,
-                like_count=p.like_count,
-                liked_by_me=p.liked_by_me,
-                created_at=p.created_at,
-            )
-            for p in view.photos
-        ],
+        photos=[PhotoOut.of(photo) for photo in view.photos],
     )
 
 
 async def _updates(runtime: RuntimeDep, channel: str, after: int, limit: int) -> UpdatesOut:
-    async with read(runtime) as conn:
-        rows = await outbox.events_after(conn, channel, after, limit=limit + 1)
+    async with read_only(runtime) as conn:
+        rows = await event_log.events_after(conn, channel, after, limit=limit + 1)
     page = rows[:limit]
     return UpdatesOut(
         channel=channel,
@@ -63,8 +53,7 @@ async def event_updates(
     slug: Slug, runtime: RuntimeDep, principal: CurrentPrincipal, after: After = 0, limit: Limit = 100
 ) -> UpdatesOut:
     """The channel's events after ``after``, in order: what a reconnecting client missed."""
-    async with read(runtime) as conn:
-        await visible_event(conn, principal, slug)
+    await event_visible_to(runtime, principal, slug)
     return await _updates(runtime, event_channel(slug), after, limit)
 
 

@@ -4,36 +4,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from core.actions import action, read
+from core import use_cases
 from core.api.deps import CurrentPrincipal, MutationId, RuntimeDep
-from core.api.schemas import CommentIn, CommentOut, CommentsOut, LikeOut
-from core.services import comments, likes
+from core.schemas import CommentIn, CommentOut, CommentsOut, LikeOut
+from core.services import comments
+from core.unit_of_work import read_only
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
 
 PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-async def _set_like(
-    runtime: RuntimeDep, principal: CurrentPrincipal, photo_id: int, liked: bool, mutation: str | None
-) -> LikeOut:
-    async with action(runtime, rate_limit_key=principal.subject) as uow:
-        state = await likes.set_like(uow, principal=principal, photo_id=photo_id, liked=liked, mutation_id=mutation)
-    return LikeOut.of(state)
-
-
 @router.post("/{photo_id}/like")
 async def like_photo(
     photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
 ) -> LikeOut:
-    return await _set_like(runtime, principal, photo_id, True, mutation)
+    return await use_cases.set_like(runtime, principal, photo_id=photo_id, liked=True, mutation_id=mutation)
 
 
 @router.delete("/{photo_id}/like")
 async def unlike_photo(
     photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
 ) -> LikeOut:
-    return await _set_like(runtime, principal, photo_id, False, mutation)
+    return await use_cases.set_like(runtime, principal, photo_id=photo_id, liked=False, mutation_id=mutation)
 
 
 @router.get("/{photo_id}/comments")
@@ -44,7 +37,7 @@ async def list_comments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before_id: Annotated[int | None, Query(alias="beforeId", ge=1, le=2**63 - 1)] = None,
 ) -> CommentsOut:
-    async with read(runtime) as conn:
+    async with read_only(runtime) as conn:
         page = await comments.visible_comments(
             conn, principal=principal, photo_id=photo_id, limit=limit, before_id=before_id
         )
@@ -58,13 +51,4 @@ async def list_comments(
 async def add_comment(
     photo_id: PhotoId, body: CommentIn, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
 ) -> CommentOut:
-    async with action(runtime, rate_limit_key=principal.subject) as uow:
-        comment = await comments.add_comment(
-            uow,
-            principal=principal,
-            photo_id=photo_id,
-            author_name=body.author_name,
-            content=body.content,
-            mutation_id=mutation,
-        )
-    return CommentOut.of(comment)
+    return await use_cases.add_comment(runtime, principal, photo_id=photo_id, comment=body, mutation_id=mutation)

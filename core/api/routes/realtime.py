@@ -1,33 +1,19 @@
+"""What browsers need to subscribe, for whichever provider is configured: the credentials (``/auth``), and the
+provider SDKs' own auth requests (Ably's ``authUrl``, Pusher's channel authorization). Access is decided by
+``core.access``; the provider signs."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 
-from core.actions import read
+from core import access
 from core.api.deps import CurrentPrincipal, RuntimeDep
-from core.api.schemas import RealtimeAuthIn
-from core.auth import Principal
-from core.errors import BadRequestError
-from core.realtime.base import ChannelGrant
-from core.realtime.channels import grant_for, is_valid_slug
-from core.runtime import Runtime
-from core.services.photos import visible_event
+from core.api.routes._form import form_fields
+from core.schemas import RealtimeAuthIn
 
 router = APIRouter(prefix="/api/realtime", tags=["realtime"])
-
-
-async def grant_including(runtime: Runtime, principal: Principal, event_slug: str | None) -> ChannelGrant:
-    """The caller's grant: the events its token carries, plus ``event_slug`` where the caller may see that event
-    (404 unknown, 403 protected and not unlocked)."""
-    public: list[str] = []
-    if event_slug:
-        if not is_valid_slug(event_slug):
-            raise BadRequestError("invalid_input", "eventSlug must be an event slug (a-z, 0-9 and '-')")
-        async with read(runtime) as conn:
-            event = await visible_event(conn, principal, event_slug)
-        public.append(event.slug)
-    return grant_for(principal, public)
 
 
 @router.post("/auth")
@@ -36,5 +22,27 @@ async def realtime_auth(
 ) -> dict[str, Any]:
     """What the browser needs to subscribe with the configured provider: the channels of the events the token
     carries, plus the public event named in ``eventSlug``; admins also get the admin channel and every event."""
-    grant = await grant_including(runtime, principal, body.event_slug if body else None)
+    grant = await access.grant_including(runtime, principal, body.event_slug if body else None)
     return await runtime.provider.browser_credentials(grant)
+
+
+@router.get("/ably/token", operation_id="ably_token_get")
+@router.post("/ably/token", operation_id="ably_token_post")
+async def ably_token(request: Request, runtime: RuntimeDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Ably token renewal (ably-js ``authUrl``): a signed TokenRequest for the caller's channels. ``eventSlug``
+    (query, or form body on POST: ably-js sends its ``authParams`` so) adds a public event being viewed; ably-js's
+    own token params are ignored: we decide."""
+    fields = dict(request.query_params)
+    if request.method == "POST":
+        fields |= await form_fields(request)
+    grant = await access.grant_including(runtime, principal, fields.get("eventSlug") or None)
+    return await runtime.provider.renew_credentials(grant)
+
+
+@router.post("/pusher/auth")
+async def pusher_auth(request: Request, runtime: RuntimeDep, principal: CurrentPrincipal) -> dict[str, str]:
+    """Pusher channel authorization: pusher-js POSTs ``socket_id`` and ``channel_name`` (a form) before subscribing
+    to a ``private-`` channel; only channels this caller may see are signed."""
+    return await runtime.provider.sign_subscription(
+        await form_fields(request), lambda channel: access.may_subscribe(runtime, principal, channel)
+    )

@@ -1,5 +1,5 @@
-"""The flow of one action (DESIGN.md "How an action flows"): rate limit and change in one transaction with the
-events it causes, then, after commit, one publish of those events."""
+"""The transaction of one action: rate limit and change together with the messages it causes, then, after commit,
+one publish of those messages (docs/architecture.md). Reads get an autocommit connection instead."""
 
 from __future__ import annotations
 
@@ -9,31 +9,32 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import outbox, ratelimit
+from core import ratelimit
 from core.errors import AppError, RateLimitedError
-from core.events import PendingEvent
-from core.models import OutboxEvent
+from core.messages import PendingMessage
+from core.models import OutboxMessage
+from core.outbox import publishing, store
 from core.runtime import Runtime
 
 
 @dataclass
 class UnitOfWork:
-    """A service's handle on the open transaction: the connection, and where its realtime events go."""
+    """A service's handle on the open transaction: the connection, and where its realtime messages go."""
 
     conn: AsyncConnection
     lease_seconds: int
-    enqueued: list[OutboxEvent] = field(default_factory=list)
+    enqueued: list[OutboxMessage] = field(default_factory=list)
 
-    async def emit(self, events: Sequence[PendingEvent]) -> list[OutboxEvent]:
-        rows = await outbox.insert_events(self.conn, events, lease_seconds=self.lease_seconds)
+    async def emit(self, events: Sequence[PendingMessage]) -> list[OutboxMessage]:
+        rows = await store.insert_messages(self.conn, events, lease_seconds=self.lease_seconds)
         self.enqueued.extend(rows)
         return rows
 
 
 @asynccontextmanager
-async def action(runtime: Runtime, *, rate_limit_key: str | None = None) -> AsyncIterator[UnitOfWork]:
+async def transaction(runtime: Runtime, *, rate_limit_key: str | None = None) -> AsyncIterator[UnitOfWork]:
     """Runs the body in one transaction, counting it against ``rate_limit_key`` first; after commit, publishes
-    what it emitted. A publish failure does not fail the action: its events stay pending for the relay.
+    what it emitted. A publish failure does not fail the action: its messages stay pending for the relay.
 
     A request refused with a 4xx still counts against the limit (it is the attempts that are limited, so guessing
     access codes or passwords is slowed too); nothing else of it is written.
@@ -53,11 +54,11 @@ async def action(runtime: Runtime, *, rate_limit_key: str | None = None) -> Asyn
             raise
         if unit.enqueued:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await outbox.publish(conn, runtime.provider, unit.enqueued, settings)
+            await publishing.publish(conn, runtime.provider, unit.enqueued, settings)
 
 
 @asynccontextmanager
-async def read(runtime: Runtime) -> AsyncIterator[AsyncConnection]:
+async def read_only(runtime: Runtime) -> AsyncIterator[AsyncConnection]:
     """A connection for reads only: autocommit, so a read is one round trip with no BEGIN or COMMIT."""
     async with runtime.engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")

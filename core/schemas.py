@@ -1,17 +1,21 @@
-"""Request and response bodies of the HTTP API (camelCase on the wire, like the realtime payloads)."""
+"""What clients send and get, over HTTP and Socket.IO alike (camelCase on the wire, like the realtime payloads).
+
+Input limits are declared here once: the HTTP bodies and the Socket.IO requests use the same field types."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from core.realtime.channels import SLUG_PATTERN
 
 if TYPE_CHECKING:
     from core.models import Comment
+    from core.services.galleries import PhotoView
     from core.services.likes import LikeState
 
 
@@ -25,6 +29,41 @@ class Schema(BaseModel):
         if isinstance(value, str) and "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value
+
+
+AUTHOR_NAME_MAX = 80
+COMMENT_MAX = 1000
+# A client's id for its optimistic update, echoed in the messages its request causes (X-Mutation-Id, or a socket
+# payload).
+MUTATION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+def _clean_text(value: str, *, max_length: int, allowed_controls: frozenset[str]) -> str:
+    """Trims; refuses empty, too long, and control characters (they corrupt displays and logs). The text is
+    stored as given otherwise: escaping is the renderer's job, and we never render it as HTML."""
+    cleaned = value.strip()
+    if not cleaned:
+        raise ValueError("must not be empty")
+    if len(cleaned) > max_length:
+        raise ValueError(f"must be at most {max_length} characters")
+    for char in cleaned:
+        if unicodedata.category(char) in ("Cc", "Cs") and char not in allowed_controls:
+            raise ValueError(f"must not contain control characters (U+{ord(char):04X})")
+    return cleaned
+
+
+def _clean_author_name(value: str) -> str:
+    return _clean_text(value, max_length=AUTHOR_NAME_MAX, allowed_controls=frozenset())
+
+
+def _clean_comment(value: str) -> str:
+    return _clean_text(value, max_length=COMMENT_MAX, allowed_controls=frozenset("\n\t"))
+
+
+AuthorName = Annotated[str, AfterValidator(_clean_author_name)]
+CommentText = Annotated[str, AfterValidator(_clean_comment)]
+PhotoId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+MutationIdField = Annotated[str | None, Field(pattern=MUTATION_ID_PATTERN)]
 
 
 class ErrorBody(Schema):
@@ -63,6 +102,17 @@ class PhotoOut(Schema):
     liked_by_me: bool
     created_at: datetime
 
+    @classmethod
+    def of(cls, photo: PhotoView) -> PhotoOut:
+        return cls(
+            id=str(photo.id),
+            url=photo.url,
+            caption=photo.caption,
+            like_count=photo.like_count,
+            liked_by_me=photo.liked_by_me,
+            created_at=photo.created_at,
+        )
+
 
 class EventOut(Schema):
     slug: str
@@ -87,8 +137,8 @@ class LikeOut(Schema):
 
 
 class CommentIn(Schema):
-    author_name: str = Field(max_length=1000)
-    content: str = Field(max_length=10_000)
+    author_name: AuthorName
+    content: CommentText
 
 
 class CommentOut(Schema):
@@ -119,6 +169,10 @@ class CommentsOut(Schema):
 class ModeratedCommentOut(CommentOut):
     status: Literal["visible", "hidden"]
     event_slug: str
+
+    @classmethod
+    def with_status(cls, comment: Comment, *, status: str, event_slug: str) -> ModeratedCommentOut:
+        return cls.model_validate({**CommentOut.of(comment).model_dump(), "status": status, "event_slug": event_slug})
 
 
 class ModerationQueueOut(Schema):

@@ -1,0 +1,120 @@
+"""Who may see what: the one place access is decided, for HTTP reads, actions, and every provider's subscriptions.
+
+A public event is open to anyone; a protected one to admins and to guests whose token carries it (unlocked with
+its access code). The admin channel is for admins only. Looking up an event or photo answers 404 where it does
+not exist and 403 where the caller may not see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.auth import Principal
+from core.errors import ForbiddenError, InvalidInputError, NotFoundError
+from core.models import Event, Photo
+from core.realtime.base import ChannelGrant
+from core.realtime.channels import ADMIN_CHANNEL, event_channel, is_valid_slug, parse_channel
+from core.runtime import Runtime
+from core.unit_of_work import read_only
+
+
+@dataclass(frozen=True)
+class PhotoRef:
+    id: int
+    event_slug: str
+
+
+@dataclass(frozen=True)
+class EventRef:
+    id: int
+    slug: str
+    title: str
+    protected: bool
+
+
+def can_see_event(principal: Principal | None, slug: str, *, protected: bool) -> bool:
+    if not protected:
+        return True
+    return principal is not None and (principal.is_admin or slug in principal.events)
+
+
+def _check_access(principal: Principal | None, slug: str, protected: bool) -> None:
+    if not can_see_event(principal, slug, protected=protected):
+        raise ForbiddenError("access_code_required", f"Event {slug!r} needs its access code (POST /api/auth/guest)")
+
+
+# Built once: every action starts with one of these lookups.
+_PHOTO = (
+    select(Photo.id, Event.slug, Event.access_code_hash.is_not(None).label("protected"))
+    .join(Event, Event.id == Photo.event_id)
+    .where(Photo.id == bindparam("photo_id"))
+)
+_EVENT = select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not(None).label("protected")).where(
+    Event.slug == bindparam("slug")
+)
+
+
+async def visible_photo(conn: AsyncConnection, principal: Principal | None, photo_id: int) -> PhotoRef:
+    row = (await conn.execute(_PHOTO, {"photo_id": photo_id})).one_or_none()
+    if row is None:
+        raise NotFoundError("photo_not_found", f"No photo {photo_id}")
+    _check_access(principal, row.slug, row.protected)
+    return PhotoRef(id=row.id, event_slug=row.slug)
+
+
+async def visible_event(conn: AsyncConnection, principal: Principal | None, slug: str) -> EventRef:
+    row = (await conn.execute(_EVENT, {"slug": slug})).one_or_none()
+    if row is None:
+        raise NotFoundError("event_not_found", f"No event {slug!r}")
+    _check_access(principal, row.slug, row.protected)
+    return EventRef(id=row.id, slug=row.slug, title=row.title, protected=row.protected)
+
+
+async def event_visible_to(runtime: Runtime, principal: Principal | None, slug: str) -> EventRef:
+    """``visible_event`` on a connection of its own, for callers outside a transaction."""
+    async with read_only(runtime) as conn:
+        return await visible_event(conn, principal, slug)
+
+
+def may_receive_admin(principal: Principal | None) -> bool:
+    return principal is not None and principal.is_admin
+
+
+async def may_subscribe(runtime: Runtime, principal: Principal | None, logical_channel: str) -> bool:
+    """Whether ``principal`` may receive ``logical_channel``; an unknown event is refused like a forbidden one, so
+    the answer tells nothing about which slugs exist."""
+    channel = parse_channel(logical_channel)
+    if channel is None:
+        return False
+    if channel.event_slug is None:
+        return may_receive_admin(principal)
+    try:
+        await event_visible_to(runtime, principal, channel.event_slug)
+    except (NotFoundError, ForbiddenError):
+        return False
+    return True
+
+
+def grant_for(principal: Principal, public_slugs: Iterable[str] = ()) -> ChannelGrant:
+    """The channels a principal may subscribe to: the events its token carries plus the public ones asked for;
+    an admin gets the admin channel and every event."""
+    slugs = sorted(set(principal.events) | set(public_slugs))
+    channels = [event_channel(slug) for slug in slugs]
+    if principal.is_admin:
+        channels.insert(0, ADMIN_CHANNEL)
+    return ChannelGrant(client_id=principal.subject, channels=tuple(channels), all_events=principal.is_admin)
+
+
+async def grant_including(runtime: Runtime, principal: Principal, event_slug: str | None) -> ChannelGrant:
+    """The caller's grant plus ``event_slug`` where the caller may see that event (404 unknown, 403 protected and
+    not unlocked)."""
+    public: list[str] = []
+    if event_slug:
+        if not is_valid_slug(event_slug):
+            raise InvalidInputError("invalid_input", "eventSlug must be an event slug (a-z, 0-9 and '-')")
+        public.append((await event_visible_to(runtime, principal, event_slug)).slug)
+    return grant_for(principal, public)

@@ -1,0 +1,96 @@
+"""Every realtime message is built here, and nowhere else: its channel, its name and its payload (the wire
+contract in docs/realtime.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.models import Comment, OutboxMessage
+from core.realtime.base import RealtimeMessage
+from core.realtime.channels import ADMIN_CHANNEL, event_channel
+from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encoded_size
+from core.schemas import CommentOut
+
+# id (bigint as a string), seq and timestamp are added at publish time; reserve room for their largest values.
+_ENVELOPE_RESERVE = len(json.dumps({"id": "9" * 19, "seq": 9 * 10**18, "timestamp": 10**13}))
+
+PHOTO_LIKED = "photo:liked"
+PHOTO_UNLIKED = "photo:unliked"
+COMMENT_ADDED = "comment:added"
+COMMENT_REMOVED = "comment:removed"
+NEW_COMMENT_NOTIFICATION = "notification:new-comment"
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A message decided by a service, not yet numbered: the outbox gives it an id and a seq."""
+
+    channel: str
+    name: str
+    payload: dict[str, Any]
+
+
+def _message(channel: str, name: str, payload: dict[str, Any], mutation_id: str | None) -> PendingMessage:
+    if mutation_id:
+        payload["mutationId"] = mutation_id
+    size = encoded_size(payload) + _ENVELOPE_RESERVE
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(f"{name} payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    return PendingMessage(channel, name, payload)
+
+
+def comment_json(comment: Comment) -> dict[str, Any]:
+    """A comment in a message: exactly what the HTTP API answers for it."""
+    return CommentOut.of(comment).model_dump(mode="json", by_alias=True)
+
+
+def like_changed(*, slug: str, photo_id: int, like_count: int, liked: bool, mutation_id: str | None) -> PendingMessage:
+    payload = {"photoId": str(photo_id), "eventSlug": slug, "likeCount": like_count}
+    return _message(event_channel(slug), PHOTO_LIKED if liked else PHOTO_UNLIKED, payload, mutation_id)
+
+
+def comment_added(*, slug: str, comment: Comment, mutation_id: str | None) -> list[PendingMessage]:
+    """A new visible comment: shown to the event's guests, and notified to the admins."""
+    body = comment_json(comment)
+    return [
+        _message(
+            event_channel(slug),
+            COMMENT_ADDED,
+            {"photoId": body["photoId"], "eventSlug": slug, "comment": body},
+            mutation_id,
+        ),
+        _message(
+            ADMIN_CHANNEL,
+            NEW_COMMENT_NOTIFICATION,
+            {"photoId": body["photoId"], "eventSlug": slug, "comment": body},
+            mutation_id,
+        ),
+    ]
+
+
+def comment_restored(*, slug: str, comment: Comment, mutation_id: str | None) -> PendingMessage:
+    """A hidden comment made visible again reappears as added; admins already know of it."""
+    body = comment_json(comment)
+    payload = {"photoId": body["photoId"], "eventSlug": slug, "comment": body}
+    return _message(event_channel(slug), COMMENT_ADDED, payload, mutation_id)
+
+
+def comment_removed(*, slug: str, photo_id: int, comment_id: int, mutation_id: str | None) -> PendingMessage:
+    payload = {"photoId": str(photo_id), "eventSlug": slug, "commentId": str(comment_id)}
+    return _message(event_channel(slug), COMMENT_REMOVED, payload, mutation_id)
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def message_data(row: OutboxMessage) -> dict[str, Any]:
+    """The payload a browser receives: what the service decided plus the outbox row's identity and order."""
+    return {**row.payload, "id": str(row.id), "seq": row.seq, "timestamp": epoch_ms(row.created_at)}
+
+
+def realtime_message(row: OutboxMessage) -> RealtimeMessage:
+    return RealtimeMessage(id=str(row.id), channel=row.channel, name=row.event, data=message_data(row))

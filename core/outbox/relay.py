@@ -1,0 +1,118 @@
+"""The relay: publishes what requests left pending (a failed or cut-off publish), oldest first, and prunes.
+
+Shared by the scheduled function, ``GET /api/cron/relay`` and ``hafi-realtime relay``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core import ratelimit
+from core.logs import configure_logging
+from core.models import OutboxMessage
+from core.outbox.publishing import publish
+from core.outbox.store import row_to_message
+from core.realtime.base import RealtimeProvider
+from core.runtime import Runtime
+from core.settings import Settings
+
+log = logging.getLogger("hafi.relay")
+
+_CLAIM = text(
+    """
+    UPDATE outbox SET next_attempt_at = now() + make_interval(secs => :lease)
+    WHERE id IN (
+        SELECT id FROM outbox
+        WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
+        ORDER BY id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, channel, seq, event, payload, created_at, attempts
+    """
+)
+
+
+async def claim_pending(conn: AsyncConnection, *, limit: int, lease_seconds: int) -> list[OutboxMessage]:
+    """Takes the lease of up to ``limit`` due rows, oldest first (so each channel's in ``seq`` order)."""
+    result = await conn.execute(_CLAIM, {"limit": limit, "lease": lease_seconds})
+    return sorted((row_to_message(row) for row in result), key=lambda e: e.id)
+
+
+@dataclass
+class RelayResult:
+    published: int = 0
+    failed: int = 0
+    parked: int = 0
+    batches: int = 0
+    pruned: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+# Oldest first and bounded, so a large backlog is cleared over several runs without one long delete.
+_PRUNE = text(
+    """
+    DELETE FROM outbox WHERE id IN (
+        SELECT id FROM outbox
+        WHERE published_at IS NOT NULL AND published_at < now() - make_interval(days => :days)
+        ORDER BY published_at
+        LIMIT :limit
+    )
+    """
+)
+_PRUNE_LIMIT = 10_000
+
+
+async def relay(
+    engine: AsyncEngine, provider: RealtimeProvider, settings: Settings, *, max_batches: int = 50
+) -> RelayResult:
+    """Publishes due pending events until none are left (or ``max_batches`` ran), one provider call per batch."""
+    result = RelayResult()
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for _ in range(max_batches):
+            rows = await claim_pending(
+                conn, limit=settings.relay_batch_size, lease_seconds=settings.outbox_lease_seconds
+            )
+            if not rows:
+                break
+            result.batches += 1
+            outcome = await publish(conn, provider, rows, settings)
+            result.published += len(outcome.published)
+            result.failed += len(outcome.failed)
+            result.parked += len(outcome.parked)
+            if outcome.error:
+                break  # the provider is failing: leave the rest to their backoff instead of hammering it
+        await ratelimit.prune(conn)
+        pruned = await conn.execute(_PRUNE, {"days": settings.outbox_retention_days, "limit": _PRUNE_LIMIT})
+        result.pruned = pruned.rowcount
+    return result
+
+
+async def relay_once(runtime: Runtime) -> dict[str, Any]:
+    configure_logging(runtime.settings.log_level)
+    result = await relay(runtime.engine, runtime.provider, runtime.settings)
+    log.log(logging.INFO if result.batches else logging.DEBUG, "relay run", extra=result.as_dict())
+    return result.as_dict()
+
+
+async def relay_forever(runtime: Runtime, *, interval_seconds: float = 1.0, stop: asyncio.Event | None = None) -> None:
+    """Relays until ``stop`` is set; a failing run (database down) is logged and tried again after the interval."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            await relay_once(runtime)
+        except Exception:
+            log.exception("relay run failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
