@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
 
 from core.realtime.channels import SLUG_PATTERN
@@ -43,12 +44,14 @@ def _clean_text(value: str, *, max_length: int, allowed_controls: frozenset[str]
     stored as given otherwise: escaping is the renderer's job, and we never render it as HTML."""
     cleaned = value.strip()
     if not cleaned:
-        raise ValueError("must not be empty")
+        raise PydanticCustomError("empty_text", "must not be empty")
     if len(cleaned) > max_length:
-        raise ValueError(f"must be at most {max_length} characters")
+        raise PydanticCustomError("text_too_long", "must be at most {max_length} characters", {"max_length": max_length})
     for char in cleaned:
         if unicodedata.category(char) in ("Cc", "Cs") and char not in allowed_controls:
-            raise ValueError(f"must not contain control characters (U+{ord(char):04X})")
+            raise PydanticCustomError(
+                "control_character", "must not contain control characters (U+{code})", {"code": f"{ord(char):04X}"}
+            )
     return cleaned
 
 
