@@ -1,4 +1,4 @@
-"""The demo event ``demo-wedding`` with a few photos, and an admin to moderate it (idempotent)."""
+"""The demo event ``demo-wedding`` with a few photos (idempotent). Its admin is made by ``hafi-realtime dev``."""
 
 from __future__ import annotations
 

@@ -48,10 +48,6 @@ class Event(Base):
     access_code_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _now()
 
-    @property
-    def is_protected(self) -> bool:
-        return self.access_code_hash is not None
-
 
 class Photo(Base):
     __tablename__ = "photos"
@@ -124,7 +120,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(200))
     seq: Mapped[int] = mapped_column(BigInteger)
-    event: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))  # the message name: photo:liked, comment:added …
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _now()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

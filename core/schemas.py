@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from core.realtime.channels import SLUG_PATTERN
 
@@ -46,7 +46,9 @@ def _clean_text(value: str, *, max_length: int, allowed_controls: frozenset[str]
     if not cleaned:
         raise PydanticCustomError("empty_text", "must not be empty")
     if len(cleaned) > max_length:
-        raise PydanticCustomError("text_too_long", "must be at most {max_length} characters", {"max_length": max_length})
+        raise PydanticCustomError(
+            "text_too_long", "must be at most {max_length} characters", {"max_length": max_length}
+        )
     for char in cleaned:
         if unicodedata.category(char) in ("Cc", "Cs") and char not in allowed_controls:
             raise PydanticCustomError(

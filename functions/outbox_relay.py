@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from core.outbox.relay import relay_once
-
 from core.runtime import build_runtime
 from core.serverless import run
 from core.settings import get_settings

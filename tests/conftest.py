@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -12,25 +11,15 @@ from core.runtime import Runtime, build_runtime
 from core.settings import Settings
 from tests.support.api import Api
 from tests.support.database import empty_tables, fresh_database
+from tests.support.environment import clear_settings_variables, make_settings
+
+clear_settings_variables()
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with fresh_database() as url:
         yield url
-
-
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "app_env": "test",
-        "database_url": database_url,
-        "realtime_provider": "memory",
-        "db_pool_size": 20,
-        "jwt_secret": "test-secret-that-is-long-enough-for-hs256-0123",
-        "publish_timeout_seconds": 0.5,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -67,17 +56,3 @@ async def api(runtime: Runtime) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Api(client, runtime)
-
-
-def redis_url() -> str | None:
-    """The Redis to test against; tests that need it skip without one unless REDIS_REQUIRED is set."""
-    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    try:
-        import redis
-
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        if os.environ.get("REDIS_REQUIRED"):
-            raise RuntimeError(f"REDIS_REQUIRED is set but Redis at {url} is not reachable: {exc}") from exc
-        return None
-    return url

@@ -20,9 +20,9 @@ from core.api.app import create_app
 from core.realtime.memory import MemoryProvider
 from core.runtime import build_runtime
 from core.services.accounts import upsert_admin
-from tests.conftest import make_settings
 from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, bearer
 from tests.support.database import empty_tables
+from tests.support.environment import make_settings
 from tests.support.loopback import serving
 
 

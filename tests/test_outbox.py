@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 from sqlalchemy import select, text
 
-from core.outbox import relay
 from core.models import OutboxMessage
+from core.outbox import relay
 from core.realtime.base import RealtimeError, RealtimeMessage
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime
-from tests.support.api import Api, bearer
+from tests.support.api import Api, api_with, bearer
+from tests.support.environment import make_settings
 from tests.support.outbox import make_due
 
 
@@ -77,24 +78,40 @@ async def test_a_provider_slower_than_the_timeout_does_not_hold_the_request(api:
     assert "timed out" in (row.last_error or "")
 
 
-async def test_the_relay_leaves_a_request_its_own_events_while_it_publishes_them(
-    api: Api, provider: MemoryProvider
-) -> None:
-    photo_id, _ = await api.event("wedding")
-    guest = await api.guest()
-    provider.delay_seconds = 0.3
-    request = asyncio.create_task(api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest)))
-    for _ in range(500):  # once the like is committed, its request is publishing it
-        if await _pending(api.runtime):
-            break
-        await asyncio.sleep(0.01)
+class _HeldProvider(MemoryProvider):
+    """Holds its first publish until released: a request is then known to be publishing, holding its lease."""
 
-    relayed = await relay.relay(api.runtime.engine, provider, api.runtime.settings)
-    response = await request
+    def __init__(self) -> None:
+        super().__init__()
+        self.publishing = asyncio.Event()
+        self.release = asyncio.Event()
 
+    async def publish(self, events: Sequence[RealtimeMessage]) -> None:
+        if not self.publishing.is_set():
+            self.publishing.set()
+            await self.release.wait()
+        await super().publish(events)
+
+
+async def test_the_relay_leaves_a_request_its_own_events_while_it_publishes_them(database_url: str) -> None:
+    held = _HeldProvider()
+    # A publish timeout well beyond the test, so only the release ends the request's publish.
+    settings = make_settings(database_url, publish_timeout_seconds=10)
+    async with api_with(settings, provider=held) as api:
+        photo_id, _ = await api.event("wedding")
+        guest = await api.guest()
+        request = asyncio.create_task(api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest)))
+        await asyncio.wait_for(held.publishing.wait(), timeout=10)
+        committed = await _pending(api.runtime)
+
+        relayed = await relay.relay(api.runtime.engine, held, settings)
+        held.release.set()
+        response = await request
+
+    assert [row.event for row in committed] == ["photo:liked"]  # committed and unpublished while the relay ran
     assert response.status_code == 200
-    assert relayed.published == 0
-    assert len(provider.published) == 1
+    assert (relayed.batches, relayed.published) == (0, 0)
+    assert len(held.publish_calls) == 1
 
 
 class _CountingProvider(MemoryProvider):

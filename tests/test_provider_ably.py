@@ -14,18 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from core.outbox.relay import relay_once
 
+from core.access import grant_for
 from core.auth import Principal
 from core.realtime.ably import AblyProvider
 from core.realtime.base import RealtimeError
-from core.access import grant_for
-from tests.conftest import make_settings
 from tests.fakes.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
 from tests.fakes.in_flight import fresh_for_next_test
 from tests.support.api import Api, api_with, bearer, realtime_message
+from tests.support.environment import make_settings
 from tests.support.loopback import LoopbackServer, serving
-from tests.support.outbox import make_due, outbox_rows
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +268,6 @@ async def test_an_expired_token_is_renewed_once_and_the_publish_goes_through(
         ("wrong-key", False),
         ("channel:500", True),
         ("channel:400", False),
-        ("refused", True),
         ("slow", True),
     ],
 )
@@ -283,8 +280,6 @@ async def test_publish_failures_are_classified_transient_or_rejected(
         service.fail_status = int(status)
     elif kind == "channel":
         service.fail_channels = {"admin": int(status)}
-    elif kind == "refused":
-        await server.stop()
     elif kind == "slow":
         service.delay_seconds = 1.0  # the client gives up after publish_timeout_seconds (0.5)
     async with ably_provider(database_url, service, server, ably_api_key=key) as provider:
@@ -293,90 +288,3 @@ async def test_publish_failures_are_classified_transient_or_rejected(
 
     assert failed.value.transient is transient, failed.value
     assert str(failed.value).startswith("ably: ")
-
-
-# Through the API
-
-
-async def test_one_like_is_one_request_and_one_comment_is_one_request_with_both_events(
-    database_url: str, service: FakeAbly, server: LoopbackServer
-) -> None:
-    async with ably_api(database_url, service, server) as api:
-        photo_id, _ = await api.event("wedding")
-        guest = await api.guest()
-        service.reset()
-
-        liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
-        commented = await api.client.post(
-            f"/api/photos/{photo_id}/comments", json={"authorName": "Ann", "content": "Lovely"}, headers=bearer(guest)
-        )
-        rows = await outbox_rows(api.runtime)
-
-    assert (liked.status_code, commented.status_code) == (200, 201)
-    assert [[(s["channels"], s["messages"]["name"]) for s in specs] for specs in service.requests] == [
-        [("event:wedding", "photo:liked")],
-        [("event:wedding", "comment:added"), ("admin", "notification:new-comment")],
-    ]
-    assert [d.id for d in service.delivered] == [str(row.id) for row in rows]
-    assert all(row.published_at is not None for row in rows)
-
-
-async def test_actions_succeed_while_ably_is_down_and_the_relay_delivers_each_once_when_it_is_back(
-    database_url: str, service: FakeAbly, server: LoopbackServer
-) -> None:
-    async with ably_api(database_url, service, server) as api:
-        photo_a, photo_b = await api.event("wedding")
-        guests = [await api.guest() for _ in range(3)]
-        service.reset()
-
-        await server.stop()
-        refused = [await api.client.post(f"/api/photos/{photo_a}/like", headers=bearer(g)) for g in guests]
-        await server.start()
-        service.fail_status = 500
-        failed = await api.client.post(
-            f"/api/photos/{photo_b}/comments", json={"authorName": "Bo", "content": "Hi"}, headers=bearer(guests[0])
-        )
-        service.fail_status = None
-        service.delay_seconds = 1.0
-        slow = await api.client.post(f"/api/photos/{photo_b}/like", headers=bearer(guests[1]))
-        service.delay_seconds = 0.0
-        await service.in_flight.settle()  # the slow answer still delivered its message after we gave up on it
-
-        assert [r.status_code for r in refused] == [200, 200, 200]
-        assert (failed.status_code, slow.status_code) == (201, 200)
-        pending = await outbox_rows(api.runtime)
-        assert len(pending) == 6 and all(row.published_at is None and row.last_error for row in pending)
-
-        await make_due(api.runtime)
-        result = await relay_once(api.runtime)
-        rows = await outbox_rows(api.runtime)
-
-    assert result["published"] == 6 and all(row.published_at is not None for row in rows)
-    # The retried slow message carried the same id, so Ably delivered it once: every event exactly once.
-    assert sorted(int(d.id) for d in service.delivered) == [row.id for row in rows]
-    assert all(d.data["id"] == d.id for d in service.delivered)
-
-
-async def test_a_rejected_publish_is_marked_with_its_reason_and_parked_after_the_attempts(
-    database_url: str, service: FakeAbly, server: LoopbackServer
-) -> None:
-    async with ably_api(
-        database_url, service, server, ably_api_key=f"{service.key_name}:wrong-secret", outbox_max_attempts=2
-    ) as api:
-        photo_id, _ = await api.event("wedding")
-        guest = await api.guest()
-        admin = await api.admin()
-
-        liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
-        [row] = await outbox_rows(api.runtime)
-        assert liked.status_code == 200
-        assert row.last_error.startswith("rejected: ably: ") and "Invalid mac" in row.last_error
-
-        await make_due(api.runtime)
-        await relay_once(api.runtime)
-        [row] = await outbox_rows(api.runtime)
-        metrics = await api.client.get("/api/metrics", headers=bearer(admin))
-
-    assert row.parked_at is not None and row.attempts == 2
-    assert metrics.json()["outbox"]["parked"] == 1
-    assert service.delivered == []

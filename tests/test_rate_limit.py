@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text, update
 
-from core.outbox import relay
 from core.auth import verify_token
 from core.models import OutboxMessage, RateLimit
+from core.outbox import relay
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
 

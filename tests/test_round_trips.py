@@ -17,8 +17,8 @@ from psycopg import pq
 from core.api.app import create_app
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime, build_runtime
-from tests.conftest import make_settings
 from tests.support.api import Api, bearer
+from tests.support.environment import make_settings
 
 
 @pytest.fixture

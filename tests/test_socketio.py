@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from core.models import Like, OutboxMessage
 from core.settings import Settings
-from tests.conftest import make_settings
 from tests.support.api import bearer
+from tests.support.environment import make_settings
 from tests.support.sockets import WAIT_SECONDS, Client, LiveServer, clients, live_node
 
 QUIET_SECONDS = 0.5  # how long "nothing arrives" is watched for, after something that does arrive
@@ -270,10 +270,15 @@ async def test_a_client_that_reconnects_receives_exactly_what_it_missed_through_
         response = await live.api.client.get(
             f"/api/events/{slug}/updates", params={"after": seen["seq"]}, headers=bearer(token)
         )
+        # The reconnected client is live again: it receives what comes after the gap.
+        again = await live.api.client.post(f"/api/photos/{photos[0]}/like", headers=bearer(token))
+        assert again.status_code == 200, again.text
+        after = await back.wait_for("photo:liked")
         await back.close()
-    missed = steady.named("photo:liked")[1:]
+    missed = steady.named("photo:liked")[1:4]
     assert response.status_code == 200, response.text
     updates = response.json()["events"]
     assert [u["data"] for u in updates] == missed
     assert [u["seq"] for u in updates] == [2, 3, 4]
     assert len(flaky.named("photo:liked")) == 1
+    assert after["seq"] == 5 and back.named("photo:liked") == [after]

@@ -16,8 +16,8 @@ from core.api.app import create_app
 from core.realtime.socketio import SocketIOProvider
 from core.runtime import build_runtime
 from core.settings import Settings
-from tests.conftest import make_settings, redis_url
 from tests.support.api import Api, bearer
+from tests.support.environment import make_settings, redis_url
 from tests.support.sockets import WAIT_SECONDS, clients, free_port, socketio_process
 
 QUIET_SECONDS = 0.5
@@ -127,17 +127,3 @@ async def test_a_like_asked_for_on_one_node_reaches_the_room_on_the_other(
         mine = await asker.wait_for("photo:liked")
     assert answer == {"photoId": photo_id, "likeCount": 1, "liked": True, "changed": True}
     assert liked == mine and liked["likeCount"] == 1
-
-
-async def test_publishing_with_redis_down_raises_a_transient_realtime_error(cluster_settings: Settings) -> None:
-    from core.realtime.base import RealtimeError, RealtimeMessage
-
-    provider = SocketIOProvider.from_settings(
-        cluster_settings.model_copy(update={"socketio_redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    )
-    try:
-        with pytest.raises(RealtimeError) as failed:
-            await provider.publish([RealtimeMessage("1", "event:x", "photo:liked", {"id": "1"})])
-    finally:
-        await provider.aclose()
-    assert failed.value.transient and "Redis" in str(failed.value)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_settings
 from tests.support.api import bearer
+from tests.support.environment import make_settings
 from tests.support.sockets import live_node
 
 JS_DIR = Path(__file__).parent / "js"

@@ -8,7 +8,7 @@ import socketio
 from core.realtime.socketio import SocketIOProvider
 from core.settings import Settings, SettingsError
 from core.socketio_server import create_server
-from tests.conftest import make_settings
+from tests.support.environment import make_settings
 from tests.support.sockets import WAIT_SECONDS, live_node
 
 ADMIN_UI = {"socketio_admin_ui": True, "cors_origins": ["https://gallery.example.com"]}

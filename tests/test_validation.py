@@ -4,8 +4,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from core.errors import database_error
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, database_error
 from core.models import Comment, Event, Like, OutboxMessage, Photo
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer

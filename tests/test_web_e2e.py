@@ -13,8 +13,8 @@ import pytest
 from core.devserver import build_dev_app
 from core.realtime.base import RealtimeError
 from core.runtime import Runtime
-from tests.conftest import make_settings
 from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, bearer
+from tests.support.environment import make_settings
 from tests.support.loopback import serving
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,7 @@ from core.models import ChannelSequence, OutboxMessage
 from core.outbox.store import OUTBOX_COLUMNS, row_to_message
 
 
-async def events_after(conn: AsyncConnection, channel: str, after: int, *, limit: int) -> list[OutboxMessage]:
+async def messages_after(conn: AsyncConnection, channel: str, after: int, *, limit: int) -> list[OutboxMessage]:
     result = await conn.execute(
         select(*OUTBOX_COLUMNS)
         .where(OutboxMessage.channel == channel, OutboxMessage.seq > after)

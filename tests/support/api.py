@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from core.api.app import create_app
-from core.realtime.base import RealtimeMessage
+from core.realtime.base import RealtimeMessage, RealtimeProvider
 from core.runtime import Runtime, build_runtime
 from core.services.accounts import upsert_admin
 from core.settings import Settings
@@ -63,9 +63,9 @@ class Api:
 
 
 @asynccontextmanager
-async def api_with(settings: Settings) -> AsyncIterator[Api]:
-    """The API of a runtime of its own (another provider, say), over emptied tables."""
-    runtime = build_runtime(settings)
+async def api_with(settings: Settings, *, provider: RealtimeProvider | None = None) -> AsyncIterator[Api]:
+    """The API of a runtime of its own (other settings, another provider), over emptied tables."""
+    runtime = build_runtime(settings, provider=provider)
     await empty_tables(runtime.engine)
     transport = httpx.ASGITransport(app=create_app(runtime), client=("203.0.113.9", 50000))
     try:

@@ -3,7 +3,6 @@ embedded Postgres (pgserver) when neither is set."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.migrations import upgrade
+from tests.support.environment import DATABASE_SERVER_URL
 
 TABLES = "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits"
 
@@ -27,9 +27,8 @@ async def empty_tables(engine: AsyncEngine) -> None:
 
 
 def _server_url() -> tuple[str, object | None]:
-    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if url:
-        return url, None
+    if DATABASE_SERVER_URL:
+        return DATABASE_SERVER_URL, None
     import pgserver
 
     server = pgserver.get_server(tempfile.mkdtemp(prefix="hafi-test-pg-"), cleanup_mode="delete")

@@ -36,7 +36,7 @@ async def get_event(slug: Slug, runtime: RuntimeDep, principal: MaybePrincipal) 
 
 async def _updates(runtime: RuntimeDep, channel: str, after: int, limit: int) -> UpdatesOut:
     async with read_only(runtime) as conn:
-        rows = await event_log.events_after(conn, channel, after, limit=limit + 1)
+        rows = await event_log.messages_after(conn, channel, after, limit=limit + 1)
     page = rows[:limit]
     return UpdatesOut(
         channel=channel,
