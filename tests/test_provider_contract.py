@@ -26,7 +26,7 @@ from core.realtime.memory import MemoryProvider
 from core.realtime.pusher import logical_channel
 from core.settings import Settings
 from tests.fakes.ably_service import FakeAbly
-from tests.fakes.in_flight import fresh_for_next_test
+from tests.fakes.in_flight import FakeService, fresh_for_next_test
 from tests.fakes.pusher_service import FakePusher
 from tests.support.api import api_with, bearer, realtime_message
 from tests.support.environment import make_settings, redis_url
@@ -121,8 +121,31 @@ class MemoryService(Service):
         return set(credentials["channels"])
 
 
+class LoopbackService(Service):
+    """A local stand-in of a provider's HTTP API (Ably's, Pusher's), served on loopback."""
+
+    service: FakeService
+    server: LoopbackServer
+
+    async def reset(self) -> None:
+        await fresh_for_next_test(self.service, self.server)
+
+    @contextlib.asynccontextmanager
+    async def unreachable(self, provider: RealtimeProvider) -> AsyncIterator[None]:
+        await self.server.stop()
+        yield
+        await self.server.start()
+
+    @contextlib.asynccontextmanager
+    async def slow(self, provider: RealtimeProvider) -> AsyncIterator[None]:
+        self.service.delay_seconds = 1.0
+        yield
+        self.service.delay_seconds = 0.0
+        await self.service.in_flight.settle()
+
+
 @dataclass
-class AblyService(Service):
+class AblyService(LoopbackService):
     service: FakeAbly
     server: LoopbackServer
     name = "ably"
@@ -141,28 +164,12 @@ class AblyService(Service):
     def refused_credentials(self) -> dict[str, Any]:
         return {"ably_api_key": f"{self.service.key_name}:not-the-secret"}
 
-    async def reset(self) -> None:
-        await fresh_for_next_test(self.service, self.server)
-
     async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
         await self.service.in_flight.settle()
         return [Received(d.channel, d.name or "", d.id, d.data) for d in self.service.delivered]
 
     def requests(self, provider: RealtimeProvider) -> int:
         return len(self.service.requests)
-
-    @contextlib.asynccontextmanager
-    async def unreachable(self, provider: RealtimeProvider) -> AsyncIterator[None]:
-        await self.server.stop()
-        yield
-        await self.server.start()
-
-    @contextlib.asynccontextmanager
-    async def slow(self, provider: RealtimeProvider) -> AsyncIterator[None]:
-        self.service.delay_seconds = 1.0
-        yield
-        self.service.delay_seconds = 0.0
-        await self.service.in_flight.settle()
 
     def channels_allowed(self, credentials: dict[str, Any]) -> set[str]:
         capability: dict[str, list[str]] = json.loads(credentials["tokenRequest"]["capability"])
@@ -171,7 +178,7 @@ class AblyService(Service):
 
 
 @dataclass
-class PusherService(Service):
+class PusherService(LoopbackService):
     service: FakePusher
     server: LoopbackServer
     name = "pusher"
@@ -190,9 +197,6 @@ class PusherService(Service):
     def refused_credentials(self) -> dict[str, Any]:
         return {"pusher_secret": "not-the-secret"}
 
-    async def reset(self) -> None:
-        await fresh_for_next_test(self.service, self.server)
-
     async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
         await self.service.in_flight.settle()
         found = []
@@ -203,19 +207,6 @@ class PusherService(Service):
 
     def requests(self, provider: RealtimeProvider) -> int:
         return len(self.service.requests)
-
-    @contextlib.asynccontextmanager
-    async def unreachable(self, provider: RealtimeProvider) -> AsyncIterator[None]:
-        await self.server.stop()
-        yield
-        await self.server.start()
-
-    @contextlib.asynccontextmanager
-    async def slow(self, provider: RealtimeProvider) -> AsyncIterator[None]:
-        self.service.delay_seconds = 1.0
-        yield
-        self.service.delay_seconds = 0.0
-        await self.service.in_flight.settle()
 
     def channels_allowed(self, credentials: dict[str, Any]) -> set[str]:
         allowed = {logical_channel(channel) for channel in credentials["channels"]}

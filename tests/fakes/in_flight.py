@@ -36,6 +36,7 @@ class InFlight:
 
 class FakeService(Protocol):
     in_flight: InFlight
+    delay_seconds: float  # how long each answer waits: a slow service
 
     def reset(self) -> None: ...
 
