@@ -22,6 +22,8 @@ PHOTO_UNLIKED = "photo:unliked"
 COMMENT_ADDED = "comment:added"
 COMMENT_REMOVED = "comment:removed"
 NEW_COMMENT_NOTIFICATION = "notification:new-comment"
+# The messages that carry a comment's text: what moderation takes out of the log.
+CARRYING_COMMENT_TEXT = (COMMENT_ADDED, NEW_COMMENT_NOTIFICATION)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.messages import CARRYING_COMMENT_TEXT, PendingMessage
 from core.models import ChannelSequence, OutboxMessage
 from core.outbox.store import OUTBOX_COLUMNS, row_to_message
+from core.realtime.channels import ADMIN_CHANNEL
+from core.realtime.wire import encode
 
 
 async def messages_after(conn: AsyncConnection, channel: str, after: int, *, limit: int) -> list[OutboxMessage]:
@@ -22,3 +25,30 @@ async def messages_after(conn: AsyncConnection, channel: str, after: int, *, lim
 async def current_seq(conn: AsyncConnection, channel: str) -> int:
     seq = await conn.scalar(select(ChannelSequence.last_seq).where(ChannelSequence.channel == channel))
     return int(seq or 0)
+
+
+# Keeps each message's id, seq and time, so the log has no gap and a client catching up sees the removal in the
+# comment's place; a message still pending is published as the removal.
+_REPLACE_COMMENT_MESSAGES = text(
+    """
+    UPDATE outbox SET event = :name, payload = CAST(:payload AS jsonb)
+    WHERE channel = ANY(CAST(:channels AS text[])) AND event = ANY(CAST(:carrying AS text[]))
+      AND payload -> 'comment' ->> 'id' = :comment_id
+    """
+)
+
+
+async def replace_comment_text(conn: AsyncConnection, *, comment_id: int, removal: PendingMessage) -> int:
+    """Moderation: every message that carried the comment's text, on its event's channel and the admins', becomes
+    ``removal`` (its ``comment:removed``). Returns how many were replaced."""
+    result = await conn.execute(
+        _REPLACE_COMMENT_MESSAGES,
+        {
+            "name": removal.name,
+            "payload": encode(removal.payload),
+            "channels": [removal.channel, ADMIN_CHANNEL],
+            "carrying": list(CARRYING_COMMENT_TEXT),
+            "comment_id": str(comment_id),
+        },
+    )
+    return result.rowcount

@@ -12,6 +12,7 @@ from core.access import visible_photo
 from core.auth import Principal
 from core.errors import NotFoundError
 from core.models import Comment, Event, Photo
+from core.outbox import event_log
 from core.unit_of_work import UnitOfWork
 
 CommentStatus = Literal["visible", "hidden"]
@@ -109,6 +110,7 @@ async def set_status(
         return comment, status, row.slug
     await uow.conn.execute(update(Comment).where(Comment.id == comment_id).values(status=status))
     if status == "hidden":
+        await _forget_text(uow, row)
         event = messages.comment_removed(
             slug=row.slug, photo_id=comment.photo_id, comment_id=comment.id, mutation_id=mutation_id
         )
@@ -118,9 +120,16 @@ async def set_status(
     return comment, status, row.slug
 
 
+async def _forget_text(uow: UnitOfWork, row: Any) -> None:
+    """Moderated text is served nowhere afterwards: the log's messages that carried it become its removal."""
+    removal = messages.comment_removed(slug=row.slug, photo_id=row.photo_id, comment_id=row.id, mutation_id=None)
+    await event_log.replace_comment_text(uow.conn, comment_id=row.id, removal=removal)
+
+
 async def delete_comment(uow: UnitOfWork, *, comment_id: int, mutation_id: str | None) -> None:
     row = await _locate(uow.conn, comment_id)
     await uow.conn.execute(delete(Comment).where(Comment.id == comment_id))
+    await _forget_text(uow, row)
     if row.status == "visible":
         await uow.emit(
             [messages.comment_removed(slug=row.slug, photo_id=row.photo_id, comment_id=row.id, mutation_id=mutation_id)]
