@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -137,3 +139,54 @@ async def test_a_value_the_database_refuses_is_a_422_not_a_500(api: Api) -> None
 
     assert isinstance(error, InvalidInputError) and error.code == "invalid_input"
     assert "NUL" in error.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("content", "nice \u202epic\u202c"),  # right-to-left override: shows text in another order than stored
+        ("content", "\u2067evil\u2069 ok"),  # a right-to-left isolate does the same
+        ("content", "free\u200bmoney"),  # zero-width space: hides words from readers and filters
+        ("content", "\ufeffhi"),  # a byte-order mark inside text
+        ("content", "\u200b\u200c\u2060"),  # nothing visible at all
+        ("content", "\u3164\u3164"),  # Hangul fillers: letters that draw nothing
+        ("authorName", "\u2800"),  # a blank braille pattern as a name
+        ("content", "a" + "\u0301" * 999),  # 999 combining marks stacked on one letter
+        ("authorName", "Al\u202eice"),
+    ],
+)
+async def test_text_that_would_mislead_a_reader_is_refused_and_nothing_is_written(
+    api: Api, provider: MemoryProvider, field: str, value: str
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    body = {"authorName": "Ana", "content": "hi"} | {field: value}
+
+    response = await api.client.post(f"/api/photos/{photo_id}/comments", json=body, headers=bearer(guest))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_input" and field in response.json()["error"]["message"]
+    listed = await api.client.get(f"/api/photos/{photo_id}/comments", headers=bearer(guest))
+    assert listed.json()["comments"] == [] and provider.published == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "👨\u200d👩\u200d👧 family photo!",  # zero-width joiners inside an emoji sequence
+        "مبروك \u200fللعروسين",  # Arabic with a right-to-left mark
+        "Cafe\u0301 Vie\u0302\u0323t",  # combining accents, stored composed
+        "नमस्ते",  # Devanagari vowel signs and virama
+        "می\u200cخواهم",  # noqa: RUF001 - Persian zero-width non-joiner
+    ],
+)
+async def test_text_of_every_script_and_emoji_sequences_are_accepted_and_stored_composed(api: Api, value: str) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+
+    response = await api.client.post(
+        f"/api/photos/{photo_id}/comments", json={"authorName": "Ana", "content": value}, headers=bearer(guest)
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["content"] == unicodedata.normalize("NFC", value)
