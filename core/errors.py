@@ -65,9 +65,9 @@ def database_error(exc: BaseException) -> AppError | None:
     ):
         return UnavailableError("database_unavailable", "The database is not reachable; try again shortly")
     if isinstance(exc, DBAPIError) and isinstance(exc.orig, DataError):
-        # Values our validation let through but Postgres cannot store, such as NUL characters in text.
-        reason = str(exc.orig).splitlines()[0]
-        return InvalidInputError("invalid_input", f"The database refused a value: {reason}")
+        # Values our validation let through but Postgres cannot store; its reason is for our log, not the client.
+        log.warning("database refused a value", extra={"error": str(exc.orig).splitlines()[0]})
+        return InvalidInputError("invalid_input", "A value in the request cannot be stored")
     return None
 
 

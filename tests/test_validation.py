@@ -3,10 +3,8 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import func, select
 
-from core.errors import InvalidInputError, database_error
 from core.models import Comment, Event, Like, OutboxMessage, Photo
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
@@ -127,18 +125,6 @@ async def test_nul_characters_are_refused_as_input_not_left_to_fail_in_the_datab
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_input"
     await _nothing_written(api, provider)
-
-
-async def test_a_value_the_database_refuses_is_a_422_not_a_500(api: Api) -> None:
-    # The safety net behind validation: whatever still reaches Postgres unstorable is the caller's bad input.
-    with pytest.raises(DBAPIError) as refused:
-        async with api.runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT CAST(:value AS text)"), {"value": "a\x00b"})
-
-    error = database_error(refused.value)
-
-    assert isinstance(error, InvalidInputError) and error.code == "invalid_input"
-    assert "NUL" in error.message
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 8000
 
 try:
-    from playwright.async_api import Browser, Page, async_playwright
+    from playwright.async_api import Browser, Page, async_playwright, expect
 except ImportError:  # pragma: no cover - the dev extra installs it
     async_playwright = None  # type: ignore[assignment]
 
@@ -75,7 +75,7 @@ async def test_two_guests_see_each_others_likes_and_comments_and_an_admin_modera
     alice, bob = await _gallery(browser, url), await _gallery(browser, url)
 
     await alice.click(".card:nth-child(2) .like")
-    await bob.wait_for_function("document.querySelector('.card:nth-child(2) .count').textContent === '1'")
+    await expect(bob.locator(".card:nth-child(2) .count")).to_have_text("1")
     assert await alice.get_attribute(".card:nth-child(2) .like", "aria-pressed") == "true"
     assert await bob.get_attribute(".card:nth-child(2) .like", "aria-pressed") == "false"
 
@@ -121,5 +121,5 @@ async def test_a_page_that_missed_an_event_notices_the_gap_in_seq_and_fetches_it
 
     assert missed.status_code == seen.status_code == 200
     # seq 2 arrives with seq 1 never seen: the page asks /updates?after=0 and applies both, in order.
-    await page.wait_for_function("document.querySelector('.card:nth-child(2) .count').textContent === '1'")
-    await page.wait_for_function("document.querySelector('.card:nth-child(1) .count').textContent === '1'")
+    await expect(page.locator(".card:nth-child(2) .count")).to_have_text("1")
+    await expect(page.locator(".card:nth-child(1) .count")).to_have_text("1")

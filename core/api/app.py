@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.api.headers import SecurityHeadersMiddleware
+from core.api.limits import BodyLimitMiddleware
 from core.api.middleware import AccessLogMiddleware
 from core.api.routes import admin, auth, cron, events, health, photos, realtime
 from core.errors import AppError, RateLimitedError, as_app_error
@@ -78,12 +80,14 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     """Builds the app; without a runtime it builds one from the environment (engine and provider included)."""
     runtime = runtime or build_runtime(get_settings())
     configure_logging(runtime.settings.log_level)
+    # Production publishes no map of itself; docs/api.md documents the API instead.
+    documented = runtime.settings.app_env != "production"
     app = FastAPI(
         title="Hafiportrait Realtime",
         version="0.1.0",
         description="Likes and comments on photo-event galleries, persisted and published live.",
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        docs_url="/api/docs" if documented else None,
+        openapi_url="/api/openapi.json" if documented else None,
         redoc_url=None,
         responses=_ERROR_RESPONSES,
     )
@@ -112,5 +116,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             expose_headers=["Retry-After", "X-Request-Id"],
             max_age=600,
         )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app
