@@ -138,3 +138,15 @@ class RateLimit(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+
+
+class IdempotentRequest(Base):
+    """The first answer to a mutation sent with an idempotency key, so a retry gets it again (see core.idempotency)."""
+
+    __tablename__ = "idempotent_requests"
+
+    identity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()

@@ -7,6 +7,12 @@ the answer the client gets. Errors are ``core.errors`` exceptions, mapped to HTT
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from core import idempotency
 from core.auth import Principal
 from core.realtime.channels import event_channel
 from core.runtime import Runtime
@@ -23,7 +29,45 @@ from core.schemas import (
     PhotosOut,
 )
 from core.services import comments, galleries, likes
-from core.unit_of_work import transaction
+from core.unit_of_work import UnitOfWork, read_only, transaction
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+class _Done(BaseModel):
+    """The answer of an action that answers nothing (a deletion), as remembered for its retries."""
+
+
+async def _once(
+    runtime: Runtime,
+    principal: Principal,
+    *,
+    key: str | None,
+    fingerprint: str,
+    answer_type: type[Answer],
+    work: Callable[[UnitOfWork], Awaitable[Answer]],
+) -> Answer:
+    """Runs ``work`` in the action's transaction; with an idempotency key, a repeat gets the first answer and
+    changes nothing (``core.idempotency``)."""
+    identity = principal.subject
+    try:
+        async with transaction(runtime, rate_limit_key=identity) as uow:
+            if key is None:
+                return await work(uow)
+            earlier = await idempotency.earlier_answer(uow.conn, identity=identity, key=key, fingerprint=fingerprint)
+            if earlier is not None:
+                return answer_type.model_validate(earlier)
+            answer = await work(uow)
+            remembered = answer.model_dump(mode="json", by_alias=True)
+            await idempotency.remember(uow.conn, identity=identity, key=key, fingerprint=fingerprint, answer=remembered)
+            return answer
+    except idempotency.RepeatedRequestError:
+        assert key is not None  # only a keyed request can be repeated
+        async with read_only(runtime) as conn:
+            earlier = await idempotency.earlier_answer(conn, identity=identity, key=key, fingerprint=fingerprint)
+        if earlier is None:  # the first copy's row was pruned in between: a day-old race, answer as a conflict
+            raise
+        return answer_type.model_validate(earlier)
 
 
 async def set_like(
@@ -36,9 +80,17 @@ async def set_like(
 
 
 async def add_comment(
-    runtime: Runtime, principal: Principal, *, photo_id: int, comment: CommentIn, mutation_id: str | None
+    runtime: Runtime,
+    principal: Principal,
+    *,
+    photo_id: int,
+    comment: CommentIn,
+    mutation_id: str | None,
+    idempotency_key: str | None = None,
 ) -> CommentOut:
-    async with transaction(runtime, rate_limit_key=principal.subject) as uow:
+    """``idempotency_key`` (or else ``mutation_id``) makes a retry answer the first comment instead of a second."""
+
+    async def add(uow: UnitOfWork) -> CommentOut:
         added = await comments.add_comment(
             uow,
             principal=principal,
@@ -47,23 +99,60 @@ async def add_comment(
             content=comment.content,
             mutation_id=mutation_id,
         )
-    return CommentOut.of(added)
+        return CommentOut.of(added)
+
+    fingerprint = idempotency.fingerprint(
+        "comment:add", photo_id=photo_id, author_name=comment.author_name, content=comment.content
+    )
+    return await _once(
+        runtime,
+        principal,
+        key=idempotency_key or mutation_id,
+        fingerprint=fingerprint,
+        answer_type=CommentOut,
+        work=add,
+    )
 
 
 async def set_comment_status(
-    runtime: Runtime, admin: Principal, *, comment_id: int, change: CommentStatusIn, mutation_id: str | None
+    runtime: Runtime,
+    admin: Principal,
+    *,
+    comment_id: int,
+    change: CommentStatusIn,
+    mutation_id: str | None,
+    idempotency_key: str | None = None,
 ) -> ModeratedCommentOut:
     """Hiding publishes ``comment:removed`` to the event's guests; showing again publishes ``comment:added``."""
-    async with transaction(runtime, rate_limit_key=admin.subject) as uow:
+
+    async def moderate(uow: UnitOfWork) -> ModeratedCommentOut:
         comment, status, slug = await comments.set_status(
             uow, comment_id=comment_id, status=change.status, mutation_id=mutation_id
         )
-    return ModeratedCommentOut.with_status(comment, status=status, event_slug=slug)
+        return ModeratedCommentOut.with_status(comment, status=status, event_slug=slug)
+
+    fingerprint = idempotency.fingerprint("comment:status", comment_id=comment_id, status=change.status)
+    return await _once(
+        runtime,
+        admin,
+        key=idempotency_key or mutation_id,
+        fingerprint=fingerprint,
+        answer_type=ModeratedCommentOut,
+        work=moderate,
+    )
 
 
-async def delete_comment(runtime: Runtime, admin: Principal, *, comment_id: int, mutation_id: str | None) -> None:
-    async with transaction(runtime, rate_limit_key=admin.subject) as uow:
+async def delete_comment(
+    runtime: Runtime, admin: Principal, *, comment_id: int, mutation_id: str | None, idempotency_key: str | None = None
+) -> None:
+    async def delete(uow: UnitOfWork) -> _Done:
         await comments.delete_comment(uow, comment_id=comment_id, mutation_id=mutation_id)
+        return _Done()
+
+    fingerprint = idempotency.fingerprint("comment:delete", comment_id=comment_id)
+    await _once(
+        runtime, admin, key=idempotency_key or mutation_id, fingerprint=fingerprint, answer_type=_Done, work=delete
+    )
 
 
 async def create_event(runtime: Runtime, admin: Principal, *, event: EventCreateIn) -> EventCreatedOut:

@@ -74,6 +74,22 @@ async def mutation_id(x_mutation_id: Annotated[str | None, Header()] = None) -> 
 
 MutationId = Annotated[str | None, Depends(mutation_id)]
 
+# RFC 9110 token-ish: what retrying HTTP clients generate (UUIDs, random strings), and nothing that could smuggle
+# another header or a log line.
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+async def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
+    """The IETF ``Idempotency-Key`` of a retry-safe mutation: a repeat gets the first answer (core.idempotency)."""
+    if idempotency_key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidInputError("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters")
+    return idempotency_key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core import ratelimit
+from core import idempotency, ratelimit
 from core.logs import configure_logging
 from core.models import OutboxMessage
 from core.outbox.publishing import publish
@@ -94,6 +94,7 @@ async def relay(
             if outcome.error:
                 break  # the provider is failing: leave the rest to their backoff instead of hammering it
         await ratelimit.prune(conn)
+        await idempotency.prune(conn)
         pruned = await conn.execute(_PRUNE, {"days": settings.outbox_retention_days, "limit": _PRUNE_LIMIT})
         result.pruned = pruned.rowcount
     return result

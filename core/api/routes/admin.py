@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import func, select
 
 from core import metrics, use_cases
-from core.api.deps import CurrentAdmin, MutationId, RuntimeDep
+from core.api.deps import CurrentAdmin, IdempotencyKey, MutationId, RuntimeDep
 from core.models import Event, Like, Photo
 from core.outbox import operations
 from core.realtime.channels import SLUG_PATTERN
@@ -56,9 +56,9 @@ async def set_comment_status(
 
 @router.delete("/admin/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_comment(
-    comment_id: CommentId, runtime: RuntimeDep, admin: CurrentAdmin, mutation: MutationId
+    comment_id: CommentId, runtime: RuntimeDep, admin: CurrentAdmin, mutation: MutationId, key: IdempotencyKey
 ) -> Response:
-    await use_cases.delete_comment(runtime, admin, comment_id=comment_id, mutation_id=mutation)
+    await use_cases.delete_comment(runtime, admin, comment_id=comment_id, mutation_id=mutation, idempotency_key=key)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

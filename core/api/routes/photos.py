@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from core import use_cases
-from core.api.deps import CurrentPrincipal, MutationId, RuntimeDep
+from core.api.deps import CurrentPrincipal, IdempotencyKey, MutationId, RuntimeDep
 from core.schemas import CommentIn, CommentOut, CommentsOut, LikeOut
 from core.services import comments
 from core.unit_of_work import read_only
@@ -49,6 +49,14 @@ async def list_comments(
 
 @router.post("/{photo_id}/comments", status_code=status.HTTP_201_CREATED)
 async def add_comment(
-    photo_id: PhotoId, body: CommentIn, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
+    photo_id: PhotoId,
+    body: CommentIn,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    mutation: MutationId,
+    key: IdempotencyKey,
 ) -> CommentOut:
-    return await use_cases.add_comment(runtime, principal, photo_id=photo_id, comment=body, mutation_id=mutation)
+    """A retry with the same ``Idempotency-Key`` (or ``X-Mutation-Id``) answers the first comment again."""
+    return await use_cases.add_comment(
+        runtime, principal, photo_id=photo_id, comment=body, mutation_id=mutation, idempotency_key=key
+    )
