@@ -282,3 +282,22 @@ async def test_a_client_that_reconnects_receives_exactly_what_it_missed_through_
     assert [u["seq"] for u in updates] == [2, 3, 4]
     assert len(flaky.named("photo:liked")) == 1
     assert after["seq"] == 5 and back.named("photo:liked") == [after]
+
+
+async def test_a_comment_retried_over_the_socket_with_its_mutation_id_is_posted_once(live: LiveServer) -> None:
+    slug = unique("retried")
+    photo_id, _ = await live.api.event(slug)
+    guest = await live.api.guest()
+    comment = {"photoId": photo_id, "authorName": "Bo", "content": "Hi!", "mutationId": "c-retry-1"}
+    async with clients(2) as (sender, watcher):
+        await sender.connect(live.url, token=guest)
+        await watcher.connect(live.url)
+        await watcher.call("join:event", slug)
+
+        first = await sender.call("comment:new", comment)
+        retried = await sender.call("comment:new", comment)
+        await watcher.wait_for("comment:added")
+        await asyncio.sleep(QUIET_SECONDS)
+
+    assert retried == first and first["content"] == "Hi!"
+    assert len(watcher.named("comment:added")) == 1
