@@ -155,6 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unreachable_database(exc: BaseException) -> str | None:
+    """Why the database could not be reached, in one line, where that is what ``exc`` says; None otherwise."""
+    from psycopg import OperationalError as PsycopgOperationalError
+    from sqlalchemy.exc import OperationalError
+
+    cause = exc.orig if isinstance(exc, OperationalError) else exc
+    if not isinstance(cause, PsycopgOperationalError):
+        return None
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[-1] if lines else type(cause).__name__
+
+
+def _where(database_url: str | None) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(database_url or "")
+    except Exception:
+        return "DATABASE_URL"
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except Exception as exc:
+        reason = _unreachable_database(exc)
+        if reason is None:
+            raise
+        sys.exit(
+            f"hafi-realtime: cannot reach the database at {_where(os.environ.get('DATABASE_URL'))} ({reason}); "
+            "check DATABASE_URL, or unset it for `dev` to start an embedded Postgres"
+        )

@@ -12,6 +12,7 @@ from core.demo import DEMO_SLUG
 from core.models import Admin, Event, Photo
 from core.runtime import Runtime
 from tests.support.cli import hafi_realtime
+from tests.support.sockets import free_port
 
 COMMANDS = ["dev", "migrate", "seed-demo", "create-admin", "relay"]
 
@@ -53,3 +54,16 @@ def test_a_command_without_a_database_says_what_is_missing() -> None:
     result = _cli("migrate", env={"DATABASE_URL": ""})
     assert result.returncode != 0
     assert "DATABASE_URL is not set" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["dev", "migrate", "seed-demo", "relay"])
+def test_a_database_that_cannot_be_reached_is_one_clear_line_not_a_traceback(command: str) -> None:
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+
+    result = _cli(command, env={"DATABASE_URL": unreachable, "DB_CONNECT_TIMEOUT": "2"})
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot reach the database" in line and "DATABASE_URL" in line
+    assert f"127.0.0.1:{unreachable.split(':')[2].split('/')[0]}" in line
