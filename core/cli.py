@@ -163,8 +163,9 @@ def _unreachable_database(exc: BaseException) -> str | None:
     cause = exc.orig if isinstance(exc, OperationalError) else exc
     if not isinstance(cause, PsycopgOperationalError):
         return None
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    return lines[-1] if lines else type(cause).__name__
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    # psycopg says where it tried first ("connection to server at … failed: "); the cause is what follows.
+    return first.rsplit("failed: ", 1)[-1]
 
 
 def _where(database_url: str | None) -> str:
