@@ -1,4 +1,4 @@
-"""The flow of one action (DESIGN.md "How an action flows"): rate limit and change in one transaction with the
+"""The flow of one action (docs/architecture.md): rate limit and change in one transaction with the
 events it causes, then, after commit, one publish of those events."""
 
 from __future__ import annotations

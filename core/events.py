@@ -1,4 +1,4 @@
-"""Every realtime event payload is built here, and nowhere else (DESIGN.md "Realtime events")."""
+"""Every realtime event payload is built here, and nowhere else (docs/realtime.md)."""
 
 from __future__ import annotations
 
