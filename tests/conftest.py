@@ -13,6 +13,8 @@ from core.settings import Settings
 from tests.support.api import Api
 from tests.support.database import empty_tables, fresh_database
 
+pytest_plugins = ["tests.support.published_events"]
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:

@@ -29,7 +29,7 @@ _TOKEN_ERRORS = range(40140, 40150)  # expired or revoked token: get a new one a
 
 
 def capability_for(grant: ChannelGrant) -> dict[str, list[str]]:
-    """docs/realtime.md: subscribe (and presence) on the granted event channels; an admin adds ``admin`` and ``event:*``."""
+    """docs/realtime.md: subscribe (and presence) on the granted event channels; admins add ``admin``, ``event:*``."""
     event_ops = ["presence", "subscribe"] if grant.presence else ["subscribe"]
     capability = {channel: list(event_ops) for channel in grant.channels if channel != ADMIN_CHANNEL}
     if ADMIN_CHANNEL in grant.channels:
