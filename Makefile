@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench install
+.PHONY: dev test lint bench install docs
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,3 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.likes
+
+# docs/api.md from the app's OpenAPI schema (tests/test_docs.py fails when it is stale).
+docs: $(STAMP)
+	$(BIN)/python -m core.api.reference

@@ -144,6 +144,7 @@ class IdempotentRequest(Base):
     """The first answer to a mutation sent with an idempotency key, so a retry gets it again (see core.idempotency)."""
 
     __tablename__ = "idempotent_requests"
+    __table_args__ = (Index("ix_idempotent_requests_created_at", "created_at"),)  # the relay prunes by age
 
     identity: Mapped[str] = mapped_column(String(200), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -104,8 +104,13 @@ def _clean_comment(value: str) -> str:
     return _clean_text(value, max_length=COMMENT_MAX, allowed_controls=frozenset("\n\t"))
 
 
-AuthorName = Annotated[str, AfterValidator(_clean_author_name)]
-CommentText = Annotated[str, AfterValidator(_clean_comment)]
+# The limits are checked by the validators (after trimming and composing); the schema states them for clients.
+AuthorName = Annotated[
+    str, AfterValidator(_clean_author_name), Field(json_schema_extra={"minLength": 1, "maxLength": AUTHOR_NAME_MAX})
+]
+CommentText = Annotated[
+    str, AfterValidator(_clean_comment), Field(json_schema_extra={"minLength": 1, "maxLength": COMMENT_MAX})
+]
 PhotoId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 MutationIdField = Annotated[str | None, Field(pattern=MUTATION_ID_PATTERN)]
 

@@ -1,4 +1,4 @@
-"""Every setting the backend reads, in one place, from the environment (DESIGN.md "Settings")."""
+"""Every setting the backend reads, in one place, from the environment (README.md "Settings")."""
 
 from __future__ import annotations
 

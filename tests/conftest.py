@@ -15,6 +15,8 @@ from tests.support.environment import clear_settings_variables, make_settings
 
 clear_settings_variables()
 
+pytest_plugins = ["tests.support.published_events"]
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:

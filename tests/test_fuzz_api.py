@@ -88,4 +88,4 @@ def test_no_request_makes_the_api_fail_with_a_500(live_url: str, admin_token: st
 
         never_a_server_error()
 
-    assert len(operations) >= 20  # every route of DESIGN.md's table was exercised
+    assert len(operations) >= 20  # every route of docs/api.md was exercised

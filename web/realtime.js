@@ -129,7 +129,7 @@
       socket.onAny((name, data) => {
         if (name === "presence:count") return ctx.presence(data);
         if (!data || !data.id) return;
-        // Socket.IO does not say which room an event came through; DESIGN.md fixes one channel per event name.
+        // Socket.IO does not say which room an event came through; docs/realtime.md fixes one channel per event name.
         ctx.receive(name === "notification:new-comment" ? "admin" : `event:${data.eventSlug}`, name, data);
       });
       return () => socket.close();
@@ -166,7 +166,7 @@
       if (credentials.wsHost) Object.assign(options, { wsHost: credentials.wsHost, wsPort: credentials.wsPort, wssPort: credentials.wsPort, forceTLS: credentials.forceTLS, enabledTransports: ["ws", "wss"] });
       const pusher = new global.Pusher(credentials.key, options);
       ctx.channels.forEach((logical) => {
-        // Pusher forbids ":" in names; DESIGN.md maps event:{slug} to private-event-{slug} and admin to private-admin.
+        // Pusher forbids ":" in names; docs/realtime.md maps event:{slug} to private-event-{slug} and admin to private-admin.
         const channel = pusher.subscribe(logical === "admin" ? "private-admin" : `private-event-${logical.slice(6)}`);
         channel.bind_global((name, data) => {
           if (!name.startsWith("pusher:")) ctx.receive(logical, name, typeof data === "string" ? JSON.parse(data) : data);

@@ -79,7 +79,12 @@ MutationId = Annotated[str | None, Depends(mutation_id)]
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-async def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
+async def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="1-255 visible ASCII characters; a retry with the same key gets the first answer"),
+    ] = None,
+) -> str | None:
     """The IETF ``Idempotency-Key`` of a retry-safe mutation: a repeat gets the first answer (core.idempotency)."""
     if idempotency_key is None:
         return None
