@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.in_flight import InFlight
+from standins.in_flight import InFlight
 
 CHANNEL_NAME = re.compile(r"\A[-a-zA-Z0-9_=@,.;]{1,164}\Z")
 SOCKET_ID = re.compile(r"\A\d+\.\d+\Z")

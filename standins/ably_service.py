@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.in_flight import InFlight
+from standins.in_flight import InFlight
 
 DEDUP_WINDOW_MS = 2 * 60 * 1000
 TIMESTAMP_WINDOW_MS = 2 * 60 * 1000
