@@ -139,6 +139,7 @@ class PusherProvider(RealtimeProvider):
             "authEndpoint": AUTH_ENDPOINT,
             "clientId": grant.client_id,
             "channels": [wire_channel(channel) for channel in grant.channels],
+            "channelNames": {channel: wire_channel(channel) for channel in grant.channels},
         }
 
     def sign_channel(self, *, socket_id: str, channel: str) -> dict[str, str]:
