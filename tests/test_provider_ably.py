@@ -20,8 +20,8 @@ from core.realtime.ably import AblyProvider
 from core.realtime.base import RealtimeError
 from core.realtime.channels import grant_for
 from core.relay import relay_once
-from tests.conftest import make_settings
 from standins.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
+from tests.conftest import make_settings
 from tests.fakes.in_flight import fresh_for_next_test
 from tests.support.api import Api, api_with, bearer, realtime_event
 from tests.support.loopback import LoopbackServer, serving

@@ -19,9 +19,9 @@ from core.models import OutboxEvent
 from core.realtime.base import RealtimeError
 from core.realtime.pusher import PusherProvider, logical_channel, wire_channel
 from core.relay import relay_once
+from standins.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
 from tests.conftest import make_settings
 from tests.fakes.in_flight import fresh_for_next_test
-from standins.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
 from tests.support.api import Api, api_with, bearer, realtime_event
 from tests.support.loopback import LoopbackServer, serving
 from tests.support.outbox import make_due, outbox_rows
