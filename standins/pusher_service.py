@@ -9,7 +9,9 @@ src/core/connection/protocol/protocol.ts, src/core/channels/channel.ts, src/core
 - ``pusher:subscribe``: a ``private-`` channel needs ``auth`` = ``<key>:hex(HMAC-SHA256(secret, socket_id:channel))``,
   else ``pusher:subscription_error`` on that channel and nothing of it is delivered; ``pusher:unsubscribe``;
 - ``pusher:ping`` is answered with ``pusher:pong``; ``client-`` events are refused (``pusher:error``), as on an app
-  that has not enabled client events: only what the backend publishes reaches a browser;
+  that has not enabled client events: only what the backend publishes reaches a browser. With ``client_events``
+  (the app setting), a ``client-`` event on a private channel the sender is subscribed to goes to the channel's
+  other subscribers, as Pusher relays it: what a page must then ignore;
 - what the HTTP API accepts goes to every socket subscribed to its channel (but the ``socket_id`` it excludes);
 - with ``subscription_count`` (Pusher's "subscription counting" app setting), every subscribe and unsubscribe sends
   ``pusher_internal:subscription_count`` to the channel's subscribers.
@@ -76,6 +78,7 @@ class FakePusher:
     fail_from_request: int = 0  # ... once this many requests have been accepted
     delay_seconds: float = 0.0  # answer (and accept) only after this long
     subscription_count: bool = True  # the app setting "subscription counting"
+    client_events: bool = False  # the app setting "enable client events"
     in_flight: InFlight = field(default_factory=InFlight)
     sockets: dict[str, Connection] = field(default_factory=dict)  # socket id -> the browser's connection
     subscribers: dict[str, set[str]] = field(default_factory=dict)  # channel -> socket ids
@@ -97,6 +100,7 @@ class FakePusher:
         self.fail_status = None
         self.fail_from_request = 0
         self.delay_seconds = 0.0
+        self.client_events = False
         self.socket_refusals.clear()
 
     def _refuse(self, status: int, message: str) -> Response:
@@ -218,9 +222,22 @@ class FakePusher:
         elif event == "pusher:unsubscribe" and isinstance(data, dict):
             self._leave(socket_id, str(data.get("channel")))
         elif event.startswith("client-"):
-            self._refuse_on_socket(socket_id, None, "Client events are not enabled for this app")
+            self._client_event(socket_id, message)
         else:
             self._refuse_on_socket(socket_id, None, f"Unsupported event {event[:50]!r}")
+
+    def _client_event(self, socket_id: str, message: dict[str, Any]) -> None:
+        channel = message.get("channel")
+        if not self.client_events:
+            self._refuse_on_socket(socket_id, None, "Client events are not enabled for this app")
+        elif not isinstance(channel, str) or socket_id not in self.subscribers.get(channel, ()):
+            self._refuse_on_socket(socket_id, None, "Client event rejected - you must be subscribed to the channel")
+        elif not channel.startswith(("private-", "presence-")):
+            self._refuse_on_socket(socket_id, None, "Client event rejected - only supported on private channels")
+        else:
+            relayed = {"event": message["event"], "channel": channel, "data": message.get("data")}
+            for member in self.subscribers[channel] - {socket_id}:
+                self.sockets[member].send(relayed)
 
     def _subscribe(self, socket_id: str, data: dict[str, Any]) -> None:
         channel = data.get("channel")

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.devserver import build_dev_app
+from core.devserver import STANDIN_PROVIDERS, build_dev_app, make_standin
 from core.realtime.base import RealtimeError
 from core.realtime.pusher import wire_channel
 from core.runtime import Runtime
@@ -32,6 +32,7 @@ from standins.pusher_service import FakePusher
 from tests.conftest import make_settings
 from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, bearer
 from tests.support.loopback import serving
+from tests.support.outbox import outbox_rows
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 10000
@@ -71,28 +72,14 @@ async def site(request: pytest.FixtureRequest, runtime: Runtime) -> AsyncIterato
     async with AsyncExitStack() as stack:
         ably = pusher = None
         overrides: dict[str, Any] = {"realtime_provider": provider}
-        if provider == "ably":
-            ably = FakeAbly()
-            standin = await stack.enter_async_context(serving(ably.app, websockets=True))
-            overrides |= {
-                "ably_api_key": ably.key,
-                "ably_endpoint": "127.0.0.1",
-                "ably_tls": False,
-                "ably_port": standin.port,
-                "ably_use_binary_protocol": False,
-                "realtime_token_ttl_seconds": TOKEN_TTL_SECONDS,
-            }
-        elif provider == "pusher":
-            pusher = FakePusher()
-            standin = await stack.enter_async_context(serving(pusher.app, websockets=True))
-            overrides |= {
-                "pusher_app_id": pusher.app_id,
-                "pusher_key": pusher.key,
-                "pusher_secret": pusher.secret,
-                "pusher_host": "127.0.0.1",
-                "pusher_port": standin.port,
-                "pusher_scheme": "http",
-            }
+        if provider in STANDIN_PROVIDERS:  # served as `hafi-realtime dev --provider` serves it
+            standin = make_standin(provider)
+            served = await stack.enter_async_context(serving(standin.app, websockets=True))
+            overrides = standin.settings(host="127.0.0.1", port=served.port)
+            ably = standin.service if isinstance(standin.service, FakeAbly) else None
+            pusher = standin.service if isinstance(standin.service, FakePusher) else None
+        if ably is not None:
+            overrides["realtime_token_ttl_seconds"] = TOKEN_TTL_SECONDS
         dev = build_dev_app(make_settings(database_url, **overrides))
         stack.push_async_callback(dev.aclose)
         server = await stack.enter_async_context(serving(dev.served, websockets=True))
@@ -269,6 +256,40 @@ async def test_a_guest_is_refused_the_admin_channel_and_a_locked_event_and_recei
     await page.locator(".card .comments li").wait_for()
     await asyncio.sleep(0.3)
     assert await page.evaluate("window.probeReceived") == []
+
+
+SPOOF = """async ({ids, photoId}) => {
+  const token = localStorage.getItem("hafi-guest-token");
+  const creds = await HafiRealtime.api("", token, "POST", "/api/realtime/auth", {eventSlug: "wedding"});
+  const pusher = new Pusher(creds.key, {
+    cluster: creds.cluster || "mt1", enableStats: false, wsHost: creds.wsHost, wsPort: creds.wsPort, forceTLS: false,
+    enabledTransports: ["ws"],
+    channelAuthorization: {endpoint: creds.authEndpoint, headers: {Authorization: `Bearer ${token}`}},
+  });
+  const channel = pusher.subscribe(creds.channelNames["event:wedding"]);
+  await new Promise((resolve) => channel.bind("pusher:subscription_succeeded", resolve));
+  ids.forEach((id, i) => channel.trigger("client-photo:liked", {id: String(id), seq: i + 2, photoId, likeCount: 99}));
+}"""
+
+
+async def test_a_pusher_client_event_carrying_the_next_ids_is_ignored_and_the_real_events_still_land(
+    site: Site, browser: Browser
+) -> None:
+    if site.pusher is None:
+        pytest.skip("client events are Pusher's: Ably tokens grant no publish, Socket.IO relays nothing a client emits")
+    site.pusher.client_events = True  # an app that enabled them for some other feature
+    photo, *_ = await site.api.event("wedding", photos=1)
+    victim, attacker = await _gallery(browser, site), await _gallery(browser, site)
+    guest = await site.api.guest()
+    assert (await site.api.client.post(f"/api/photos/{photo}/like", headers=bearer(guest))).status_code == 200
+    await victim.wait_for_function(_count_is(1, 1))
+    last_id = int((await outbox_rows(site.api.runtime))[-1].id)
+
+    await attacker.evaluate(SPOOF, {"ids": list(range(last_id + 1, last_id + 6)), "photoId": photo})
+    assert (await site.api.client.delete(f"/api/photos/{photo}/like", headers=bearer(guest))).status_code == 200
+    await victim.wait_for_function(_count_is(1, 0))
+    assert (await site.api.client.post(f"/api/photos/{photo}/like", headers=bearer(guest))).status_code == 200
+    await victim.wait_for_function(_count_is(1, 1))
 
 
 async def test_a_page_that_missed_an_event_notices_the_gap_in_seq_and_fetches_it(
