@@ -157,12 +157,15 @@
           );
         },
       };
-      // Another host than Ably's (a stand-in): only its WebSocket, no fallback hosts.
-      if (credentials.endpoint) {
-        Object.assign(options, { endpoint: credentials.endpoint, tls: credentials.tls, fallbackHosts: [], transports: ["web_socket"] });
-        if (credentials.port) options.port = credentials.port;
-        if (credentials.tlsPort) options.tlsPort = credentials.tlsPort;
+      if (credentials.endpoint) Object.assign(options, { endpoint: credentials.endpoint, tls: credentials.tls });
+      // A host of its own (a stand-in, named as ably-js tells a hostname from a routing policy): only its WebSocket,
+      // no fallback hosts. A routing policy ("nonprod:sandbox") keeps Ably's fallbacks and transports.
+      const endpoint = credentials.endpoint || "";
+      if (endpoint.includes(".") || endpoint.includes("::") || endpoint === "localhost") {
+        Object.assign(options, { fallbackHosts: [], transports: ["web_socket"] });
       }
+      if (credentials.port) options.port = credentials.port;
+      if (credentials.tlsPort) options.tlsPort = credentials.tlsPort;
       const client = new global.Ably.Realtime(options);
       for (const [logical, name] of ctx.subscriptions) {
         // Occupancy (Ably's subscriber count of the channel) is asked for on the event channel only.
