@@ -102,7 +102,13 @@ def cmd_relay(args: argparse.Namespace) -> None:
 def cmd_dev(args: argparse.Namespace) -> None:
     from core.devserver import run_dev
 
-    run_dev(host=args.host, port=args.port, data_dir=Path(args.data_dir))
+    run_dev(
+        host=args.host,
+        port=args.port,
+        data_dir=Path(args.data_dir),
+        provider=args.provider,
+        standin_port=args.standin_port,
+    )
 
 
 def cmd_socketio(args: argparse.Namespace) -> None:
@@ -126,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--data-dir", default=".hafi", help="where the embedded Postgres keeps its data (default: .hafi)")
+    dev.add_argument(
+        "--provider",
+        choices=["socketio", "ably", "pusher"],
+        help="socketio (default): our own server; ably or pusher: the browser uses the official SDK against a local "
+        "stand-in of that provider, started in this process (no account needed)",
+    )
+    dev.add_argument(
+        "--standin-port", type=int, default=0, help="where the ably/pusher stand-in listens (default: --port + 1)"
+    )
     dev.set_defaults(func=cmd_dev)
 
     commands.add_parser("migrate", help="apply the migrations to DATABASE_URL").set_defaults(func=cmd_migrate)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
 DEMO_ADMIN_EMAIL = "admin@demo.local"
+STANDIN_PROVIDERS = ("ably", "pusher")
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
@@ -46,6 +48,51 @@ class DevApp:
     aclose: Callable[[], Awaitable[None]]
 
 
+@dataclass
+class Standin:
+    """A local stand-in of a managed provider (``standins/``), serving its REST API and WebSocket on one port."""
+
+    provider: str
+    app: ASGIApp
+    service: Any  # the FakeAbly or FakePusher, for tests that look inside
+
+    def settings(self, *, host: str, port: int) -> dict[str, Any]:
+        """The settings (field names) that point the backend, and through it the browser, at ``host:port``."""
+        if self.provider == "ably":
+            return {
+                "realtime_provider": "ably",
+                "ably_api_key": self.service.key,
+                "ably_endpoint": host,
+                "ably_tls": False,
+                "ably_port": port,
+                "ably_use_binary_protocol": False,
+            }
+        return {
+            "realtime_provider": "pusher",
+            "pusher_app_id": self.service.app_id,
+            "pusher_key": self.service.key,
+            "pusher_secret": self.service.secret,
+            "pusher_host": host,
+            "pusher_port": port,
+            "pusher_scheme": "http",
+        }
+
+
+def make_standin(provider: str) -> Standin:
+    """The stand-in of ``provider``, "ably" or "pusher"."""
+    if provider == "ably":
+        from standins.ably_service import FakeAbly
+
+        ably = FakeAbly()
+        return Standin(provider, ably.app, ably)
+    if provider == "pusher":
+        from standins.pusher_service import FakePusher
+
+        pusher = FakePusher()
+        return Standin(provider, pusher.app, pusher)
+    raise ValueError(f"no stand-in for {provider!r}: one of {', '.join(STANDIN_PROVIDERS)}")
+
+
 def build_dev_app(settings: Settings) -> DevApp:
     from core.api.app import create_app
     from core.web import mount_web
@@ -66,7 +113,18 @@ def build_dev_app(settings: Settings) -> DevApp:
     return DevApp(node.asgi_app(api), api, runtime, node.aclose)
 
 
-def run_dev(*, host: str, port: int, data_dir: Path) -> None:
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bound before the app is built, so the port the backend is told is the one that listens (and a taken port
+    fails at once)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None, standin_port: int = 0) -> None:
+    """``provider`` ably or pusher runs that provider's stand-in on ``standin_port`` in this process and points the
+    backend at it (whatever ABLY_*/PUSHER_* say); socketio (the default) is our own server, in this process."""
     import uvicorn
 
     from core.demo import DEMO_SLUG, seed_demo
@@ -80,7 +138,17 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         print(f"embedded Postgres running from {data_dir / 'pgdata'}")
     os.environ.setdefault("DB_POOL_SIZE", "10")
     # Live with no accounts: our own Socket.IO server, in this process, unless another provider is asked for.
+    if provider:
+        os.environ["REALTIME_PROVIDER"] = provider
     os.environ.setdefault("REALTIME_PROVIDER", "socketio")
+    standin: Standin | None = None
+    standin_socket: socket.socket | None = None
+    if os.environ["REALTIME_PROVIDER"] in STANDIN_PROVIDERS and provider:
+        standin_socket = _listening_socket(host, standin_port or port + 1)
+        standin_port = standin_socket.getsockname()[1]
+        standin = make_standin(provider)
+        overrides = standin.settings(host=host, port=standin_port)
+        os.environ.update({name.upper(): str(value) for name, value in overrides.items()})
     settings = get_settings()
     upgrade(settings.require_database_url())
     dev = build_dev_app(settings)
@@ -94,8 +162,15 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         async with runtime.engine.begin() as conn:
             await upsert_admin(conn, email=DEMO_ADMIN_EMAIL, password=password)
         relay = asyncio.create_task(relay_forever(runtime, interval_seconds=2.0, stop=stop))
+        standin_server = standin_task = None
+        if standin is not None and standin_socket is not None:
+            config = uvicorn.Config(standin.app, log_level="warning", ws="websockets-sansio", lifespan="off")
+            standin_server = uvicorn.Server(config)
+            standin_task = asyncio.create_task(standin_server.serve(sockets=[standin_socket]))
         base = f"http://{host}:{port}"
         sockets = f"  Socket.IO  {base}{settings.socketio_path}\n" if settings.realtime_provider == "socketio" else ""
+        if standin is not None:
+            sockets = f"  {provider} stand-in  http://{host}:{standin_port} (REST and WebSocket, no account)\n"
         print(
             f"\nHafiportrait Realtime is running ({settings.realtime_provider} provider)\n"
             f"  gallery    {base}/?event={DEMO_SLUG}\n"
@@ -110,6 +185,9 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
             stop.set()
             await relay
             await dev.aclose()
+            if standin_server is not None and standin_task is not None:
+                standin_server.should_exit = True
+                await standin_task
 
     dev.api.router.lifespan_context = lifespan
     uvicorn.run(dev.served, host=host, port=port, log_level="warning", ws="websockets-sansio")

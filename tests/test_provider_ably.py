@@ -19,7 +19,7 @@ from core.access import grant_for
 from core.auth import Principal
 from core.realtime.ably import AblyProvider
 from core.realtime.base import RealtimeError
-from tests.fakes.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
+from standins.ably_service import AblyError, FakeAbly, capability_allows, token_request_mac
 from tests.fakes.in_flight import fresh_for_next_test
 from tests.support.api import Api, api_with, bearer, realtime_message
 from tests.support.environment import make_settings

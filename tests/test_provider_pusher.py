@@ -17,8 +17,8 @@ import pytest
 from core.outbox.relay import relay_once
 from core.realtime.base import RealtimeError
 from core.realtime.pusher import PusherProvider, logical_channel, wire_channel
+from standins.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
 from tests.fakes.in_flight import fresh_for_next_test
-from tests.fakes.pusher_service import FakePusher, channel_auth, hmac_hex, string_to_sign
 from tests.support.api import Api, api_with, bearer, realtime_message
 from tests.support.environment import make_settings
 from tests.support.loopback import LoopbackServer, serving

@@ -7,8 +7,10 @@
   const cards = new Map();
   let token = localStorage.getItem(tokenKey);
   let live = null;
+  let watching = 0; // how many have the gallery open, as the provider counts its subscribers
 
   const setStatus = (state, text) => Object.assign($("status"), { textContent: text || state }).setAttribute("data-state", state);
+  const showLive = (state) => setStatus(state, state === "live" && watching ? `live · ${watching} watching` : state);
 
   async function guestToken(body) {
     const response = await fetch("/api/auth/guest", {
@@ -116,8 +118,11 @@
       eventSlug: slug,
       seq: { [event.channel]: event.seq },
       onEvent,
-      onStatus: (state) => setStatus(state),
-      onPresence: (data) => data.count && setStatus("live", `live · ${data.count} watching`),
+      onStatus: showLive,
+      onPresence: (data) => {
+        watching = data.count;
+        if ($("status").dataset.state === "live") showLive("live");
+      },
       onReset: () => open(),
     });
   }
@@ -133,6 +138,7 @@
   });
 
   open().catch((error) => {
+    console.error(error);
     $("page-error").textContent = error.message;
     setStatus("offline");
   });

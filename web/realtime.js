@@ -9,20 +9,27 @@
  *                                       // a channel left out starts from its first live event
  *     onEvent(name, data, channel) {},  // photo:liked, comment:added, notification:new-comment, ...
  *     onStatus(state) {},               // "connecting" | "live" | "catching-up" | "offline"
- *     onPresence(data) {},              // Socket.IO only: {eventSlug, count} of the gallery's viewers
+ *     onPresence(data) {},              // {eventSlug, count}: how many are watching the gallery (Socket.IO's
+ *                                       // room size, Ably's occupancy, Pusher's subscription count)
+ *     onRefused(channel, reason) {},    // the provider refused a subscription
  *     onReset(channel) {},              // events were missed beyond what the server keeps: reload the state
+ *     scripts: {ably: "https://cdn.ably.com/lib/ably.min-2.js"},  // optional: load an SDK from elsewhere (a CDN)
  *   });
  *   live.close();
  *
  * What the client guarantees whatever the provider: each event is delivered once (ids already seen are dropped),
- * in seq order per channel; a gap in seq or a reconnection fetches what was missed from /updates?after=.
+ * in seq order per channel; a gap in seq or a reconnection fetches what was missed from /updates?after=. It
+ * subscribes to the provider channels the server names, and takes only what our server publishes there: Pusher
+ * client events ("client-…"), provider-internal events and messages another client published are dropped.
+ *
+ * The official SDKs are served from this API's origin (web/vendor/, pinned versions, unmodified builds).
  */
 (function (global) {
   "use strict";
 
   const PROVIDER_SCRIPTS = {
-    ably: "https://cdn.ably.com/lib/ably.min-2.js",
-    pusher: "https://js.pusher.com/8.4/pusher.min.js",
+    ably: "/web/vendor/ably/ably.min.js",
+    pusher: "/web/vendor/pusher-js/pusher.min.js",
     socketio: "/web/vendor/socket.io.min.js",
   };
   const SEEN_IDS_KEPT = 2000;
@@ -111,7 +118,7 @@
 
   const transports = {
     async socketio(credentials, ctx) {
-      await loadScript(ctx.scriptBase + PROVIDER_SCRIPTS.socketio);
+      await loadScript(ctx.script("socketio"));
       const url = credentials.url || ctx.apiBase || undefined;
       const socket = global.io(url, { path: credentials.path, auth: { token: ctx.token }, transports: ["websocket", "polling"] });
       const join = () => {
@@ -136,21 +143,50 @@
     },
 
     async ably(credentials, ctx) {
-      await loadScript(PROVIDER_SCRIPTS.ably);
-      const client = new global.Ably.Realtime({
+      await loadScript(ctx.script("ably"));
+      let tokenRequest = credentials.tokenRequest; // the first one came with the credentials: no second round trip
+      const query = ctx.eventSlug ? `?eventSlug=${encodeURIComponent(ctx.eventSlug)}` : "";
+      const options = {
         clientId: credentials.clientId,
-        authCallback: (_params, callback) =>
-          api(ctx.apiBase, ctx.token, "GET", credentials.authUrl + (ctx.eventSlug ? `?eventSlug=${encodeURIComponent(ctx.eventSlug)}` : ""))
-            .then((tokenRequest) => callback(null, tokenRequest), (error) => callback(error, null)),
-      });
-      for (const channel of ctx.channels) {
-        client.channels.get(channel).subscribe((message) => ctx.receive(channel, message.name, message.data));
+        authCallback: (_params, callback) => {
+          const ready = tokenRequest;
+          tokenRequest = null;
+          (ready ? Promise.resolve(ready) : api(ctx.apiBase, ctx.token, "GET", credentials.authUrl + query)).then(
+            (signed) => callback(null, signed),
+            (error) => callback(error, null),
+          );
+        },
+      };
+      if (credentials.endpoint) Object.assign(options, { endpoint: credentials.endpoint, tls: credentials.tls });
+      // A host of its own (a stand-in, named as ably-js tells a hostname from a routing policy): only its WebSocket,
+      // no fallback hosts. A routing policy ("nonprod:sandbox") keeps Ably's fallbacks and transports.
+      const endpoint = credentials.endpoint || "";
+      if (endpoint.includes(".") || endpoint.includes("::") || endpoint === "localhost") {
+        Object.assign(options, { fallbackHosts: [], transports: ["web_socket"] });
+      }
+      if (credentials.port) options.port = credentials.port;
+      if (credentials.tlsPort) options.tlsPort = credentials.tlsPort;
+      const client = new global.Ably.Realtime(options);
+      for (const [logical, name] of ctx.subscriptions) {
+        // Occupancy (Ably's subscriber count of the channel) is asked for on the event channel only.
+        const watched = logical.startsWith("event:");
+        const channel = client.channels.get(name, watched ? { params: { occupancy: "metrics" } } : undefined);
+        channel.subscribe((message) => {
+          if (message.name === "[meta]occupancy") {
+            if (watched && message.data && message.data.metrics) ctx.presence({ eventSlug: logical.slice(6), count: message.data.metrics.subscribers });
+            return;
+          }
+          // Our server publishes over REST with no clientId; a message with one came from a browser.
+          if (message.clientId || String(message.name).startsWith("[")) return;
+          ctx.receive(logical, message.name, message.data);
+        });
+        channel.on("failed", (change) => ctx.refused(logical, change.reason));
       }
       let connectedBefore = false;
       client.connection.on((change) => {
         if (change.current === "connected") {
           ctx.status("live");
-          if (connectedBefore) ctx.resync();
+          if (connectedBefore && change.previous !== "connected") ctx.resync();
           connectedBefore = true;
         } else if (["disconnected", "suspended", "failed"].includes(change.current)) ctx.status("offline");
       });
@@ -158,20 +194,28 @@
     },
 
     async pusher(credentials, ctx) {
-      await loadScript(PROVIDER_SCRIPTS.pusher);
+      await loadScript(ctx.script("pusher"));
       const options = {
-        cluster: credentials.cluster,
+        // pusher-js insists on a cluster even where wsHost says where to connect (a Pusher-protocol server).
+        cluster: credentials.cluster || "mt1",
+        enableStats: false,
         channelAuthorization: { endpoint: ctx.apiBase + credentials.authEndpoint, headers: { Authorization: `Bearer ${ctx.token}` } },
       };
-      if (credentials.wsHost) Object.assign(options, { wsHost: credentials.wsHost, wsPort: credentials.wsPort, wssPort: credentials.wsPort, forceTLS: credentials.forceTLS, enabledTransports: ["ws", "wss"] });
+      if (credentials.wsHost) Object.assign(options, { wsHost: credentials.wsHost, wsPort: credentials.wsPort, wssPort: credentials.wssPort || credentials.wsPort, forceTLS: credentials.forceTLS, enabledTransports: ["ws", "wss"] });
       const pusher = new global.Pusher(credentials.key, options);
-      ctx.channels.forEach((logical) => {
-        // Pusher forbids ":" in names; docs/realtime.md maps event:{slug} to private-event-{slug} and admin to private-admin.
-        const channel = pusher.subscribe(logical === "admin" ? "private-admin" : `private-event-${logical.slice(6)}`);
-        channel.bind_global((name, data) => {
-          if (!name.startsWith("pusher:")) ctx.receive(logical, name, typeof data === "string" ? JSON.parse(data) : data);
+      for (const [logical, name] of ctx.subscriptions) {
+        const channel = pusher.subscribe(name);
+        channel.bind_global((event, data) => {
+          if (event === "pusher:subscription_count") {
+            if (logical.startsWith("event:")) ctx.presence({ eventSlug: logical.slice(6), count: data.subscription_count });
+            return;
+          }
+          if (event === "pusher:subscription_error") return ctx.refused(logical, data);
+          // Only what our server publishes: never Pusher's own events, never a browser's client events.
+          if (event.startsWith("pusher") || event.startsWith("client-")) return;
+          ctx.receive(logical, event, typeof data === "string" ? JSON.parse(data) : data);
         });
-      });
+      }
       let connectedBefore = false;
       pusher.connection.bind("state_change", (states) => {
         if (states.current === "connected") {
@@ -189,25 +233,31 @@
     const onStatus = options.onStatus || (() => {});
     onStatus("connecting");
     const credentials = await api(apiBase, options.token, "POST", "/api/realtime/auth", options.eventSlug ? { eventSlug: options.eventSlug } : null);
-    const channels = [];
-    if (options.eventSlug) channels.push(`event:${options.eventSlug}`);
-    if (options.admin) channels.push("admin");
+    const wanted = [];
+    if (options.eventSlug) wanted.push(`event:${options.eventSlug}`);
+    if (options.admin) wanted.push("admin");
+    // The provider's own channel names come from the server (Pusher's are not ours); a channel the server did not
+    // grant is not subscribed to at all.
+    const names = credentials.channelNames || {};
+    const channels = wanted.filter((channel) => names[channel]);
     const sequencer = new Sequencer(options, (channel, after) => {
       const path = channel === "admin" ? `/api/admin/updates?after=${after}` : `/api/events/${channel.slice(6)}/updates?after=${after}`;
       return api(apiBase, options.token, "GET", path);
     });
     const ctx = {
       apiBase,
-      scriptBase: options.scriptBase || apiBase,
+      script: (provider) => (options.scripts || {})[provider] || (options.scriptBase || apiBase) + PROVIDER_SCRIPTS[provider],
       token: options.token,
       eventSlug: options.eventSlug,
       admin: !!options.admin,
       channels,
+      subscriptions: channels.map((channel) => [channel, names[channel]]),
       status: onStatus,
       receive: (channel, name, data) => {
         if (channels.includes(channel)) sequencer.accept(channel, name, data);
       },
       presence: options.onPresence || (() => {}),
+      refused: options.onRefused || (() => {}),
       resync: () => {
         onStatus("catching-up");
         sequencer.catchUpAll(channels).then(() => onStatus("live"));
@@ -218,7 +268,7 @@
     const close = await transport(credentials, ctx);
     // Anything published between the page load (its seq) and the subscription is fetched now.
     await sequencer.catchUpAll(channels);
-    return { close, provider: credentials.provider, lastSeq: sequencer.lastSeq };
+    return { close, provider: credentials.provider, channels, lastSeq: sequencer.lastSeq };
   }
 
   global.HafiRealtime = { connect, api };

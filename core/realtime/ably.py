@@ -60,9 +60,10 @@ def _is_transient(status: int) -> bool:
 class AblyProvider(RealtimeProvider):
     name: ClassVar[str] = "ably"
 
-    def __init__(self, rest: AblyRest, *, token_ttl_seconds: int) -> None:
+    def __init__(self, rest: AblyRest, *, token_ttl_seconds: int, browser: dict[str, Any] | None = None) -> None:
         self._rest = rest
         self._token_ttl_ms = token_ttl_seconds * 1000
+        self._browser = browser or {}  # ably-js client options for a host other than Ably's (a stand-in)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AblyProvider:
@@ -80,7 +81,12 @@ class AblyProvider(RealtimeProvider):
             options["tls_port" if settings.ably_tls else "port"] = settings.ably_port
         if not settings.ably_tls:
             options["use_token_auth"] = True  # the SDK refuses basic auth (the key itself) over plain HTTP
-        return cls(AblyRest(**options), token_ttl_seconds=settings.realtime_token_ttl_seconds)
+        browser: dict[str, Any] = {}
+        if settings.ably_endpoint:
+            browser = {"endpoint": settings.ably_endpoint, "tls": settings.ably_tls}
+            if settings.ably_port:
+                browser["tlsPort" if settings.ably_tls else "port"] = settings.ably_port
+        return cls(AblyRest(**options), token_ttl_seconds=settings.realtime_token_ttl_seconds, browser=browser)
 
     async def publish(self, events: Sequence[RealtimeMessage]) -> None:
         if not events:
@@ -134,8 +140,10 @@ class AblyProvider(RealtimeProvider):
     async def browser_credentials(self, grant: ChannelGrant) -> dict[str, Any]:
         return {
             "provider": self.name,
+            **self._browser,
             "clientId": grant.client_id,
             "channels": list(grant.channels),
+            "channelNames": {channel: channel for channel in grant.channels},
             "authUrl": TOKEN_ENDPOINT,
             # Ably refuses a token with no capability at all; a caller with nothing to see gets no token.
             "tokenRequest": await self.token_request(grant) if grant.channels else None,

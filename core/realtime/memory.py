@@ -28,7 +28,12 @@ class MemoryProvider(RealtimeProvider):
         self.published.extend(batch)
 
     async def browser_credentials(self, grant: ChannelGrant) -> dict[str, Any]:
-        return {"provider": self.name, "clientId": grant.client_id, "channels": list(grant.channels)}
+        return {
+            "provider": self.name,
+            "clientId": grant.client_id,
+            "channels": list(grant.channels),
+            "channelNames": {channel: channel for channel in grant.channels},
+        }
 
     def reset(self) -> None:
         self.published.clear()

@@ -141,6 +141,7 @@ class PusherProvider(RealtimeProvider):
             "authEndpoint": AUTH_ENDPOINT,
             "clientId": grant.client_id,
             "channels": [wire_channel(channel) for channel in grant.channels],
+            "channelNames": {channel: wire_channel(channel) for channel in grant.channels},
         }
 
     async def sign_subscription(self, form: Mapping[str, str], may_subscribe: SubscriptionCheck) -> dict[str, str]:

@@ -105,6 +105,7 @@ class SocketIOProvider(RealtimeProvider):
             "path": self._path,
             "clientId": grant.client_id,
             "channels": list(grant.channels),
+            "channelNames": {channel: channel for channel in grant.channels},
             "allEvents": grant.all_events,
         }
 

@@ -1,1 +1,1 @@
-"""Local stand-ins for the hosted realtime services: real HTTP on loopback, checking requests as the services do."""
+"""Test-only helpers around the stand-ins of ``standins/``."""

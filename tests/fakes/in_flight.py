@@ -1,37 +1,11 @@
-"""What both fake services share: knowing when no request is being answered, and a fresh start for each test."""
+"""What both stand-ins need between tests: no answer still pending and a fresh start."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Iterator
 from typing import Protocol
 
+from standins.in_flight import InFlight
 from tests.support.loopback import LoopbackServer
-
-
-class InFlight:
-    """Counts the requests being answered. A slow answer outlives the client that gave up on it; the next test
-    waits for it to end rather than see it land."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def answering(self) -> Iterator[None]:
-        self._count += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._count -= 1
-            if not self._count:
-                self._idle.set()
-
-    async def settle(self) -> None:
-        await self._idle.wait()
 
 
 class FakeService(Protocol):

@@ -1,11 +1,23 @@
-"""An Ably REST endpoint on loopback that checks requests the way Ably documents them (api/rest-api.mdx,
-api/token-request-spec.mdx, pub-sub/advanced.mdx#idempotency):
+"""Ably on loopback: the REST endpoint checks requests the way Ably documents them (api/rest-api.mdx,
+api/token-request-spec.mdx, pub-sub/advanced.mdx#idempotency), and the realtime WebSocket speaks the protocol of
+the ``ably`` SDK (ably-js src/common/lib/types/protocolmessagecommon.ts for the actions and flags,
+src/common/lib/transport/transport.ts and connectionmanager.ts for connect, heartbeats and re-authentication,
+src/common/lib/client/realtimechannel.ts for attach and delivery):
 
 - ``POST /keys/{keyName}/requestToken``: the TokenRequest ``mac``, the 2-minute timestamp window, single-use nonces,
   the TTL limit; answers TokenDetails;
 - ``POST /messages`` (batch publish): ``Basic`` (key) or ``Bearer`` (token) auth, the token's capability, the
   BatchSpec shape and limits, message id formats, and the 2-minute deduplication of message ids;
-- JSON or msgpack bodies, answered in kind.
+- JSON or msgpack bodies, answered in kind; CORS open, as Ably's is, for the browser's ``requestToken``;
+- ``/?access_token=`` (or ``key=``) ``&format=json``: CONNECTED with connectionDetails (clientId, connectionKey,
+  maxIdleInterval, ...), a HEARTBEAT every ``heartbeat_seconds`` and an answer to each the client sends; ATTACH is
+  answered ATTACHED where the token grants ``subscribe`` on the channel and ERROR 40160 where it does not; what
+  ``/messages`` accepts is delivered as MESSAGE to the connections attached to its channel; a publish from the
+  browser is refused (NACK 40160: our tokens never grant ``publish``); when the token expires the connection gets
+  DISCONNECTED 40142 and is closed, and the SDK comes back with a new token from our ``authUrl``/``authCallback``;
+  an AUTH with a new token replaces it in place;
+- an attach with the ``occupancy: metrics`` channel param gets ``[meta]occupancy`` messages, whose
+  ``metrics.subscribers`` is the number of connections attached to the channel.
 
 The mac and capability functions are written from the documentation, independently of the ``ably`` SDK.
 """
@@ -14,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,11 +37,15 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.fakes.in_flight import InFlight
+from standins.in_flight import InFlight
+from standins.sockets import Connection, receive_json
 
 DEDUP_WINDOW_MS = 2 * 60 * 1000
 TIMESTAMP_WINDOW_MS = 2 * 60 * 1000
@@ -36,6 +53,13 @@ MAX_TTL_MS = 24 * 3600 * 1000
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_CHANNELS_PER_SPEC = 100
 MAX_MESSAGES_PER_SPEC = 1000
+
+# ProtocolMessage actions and flags (ably-js src/common/lib/types/protocolmessagecommon.ts)
+HEARTBEAT, ACK, NACK, CONNECTED, DISCONNECTED, CLOSE, CLOSED, ERROR = 0, 1, 2, 4, 6, 7, 8, 9
+ATTACH, ATTACHED, DETACH, DETACHED, PRESENCE, MESSAGE, AUTH = 10, 11, 12, 13, 14, 15, 17
+FLAG_SUBSCRIBE = 1 << 18
+OCCUPANCY_EVENT = "[meta]occupancy"
+CONNECTION_STATE_TTL_MS = 120_000
 
 
 def token_request_mac(secret: str, request: dict[str, Any]) -> str:
@@ -76,6 +100,18 @@ class Token:
     expires_ms: int
 
 
+@dataclass
+class RealtimeConnection:
+    """One browser's realtime connection: its token, the channels it attached, those that asked for occupancy."""
+
+    id: str
+    wire: Connection
+    token: Token
+    attached: set[str] = field(default_factory=set)
+    occupancy: set[str] = field(default_factory=set)
+    expiry: asyncio.Task[None] | None = None
+
+
 class AblyError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
@@ -97,15 +133,21 @@ class FakeAbly:
     delay_seconds: float = 0.0
     clock_offset_ms: int = 0  # moves the service's clock (to step past the dedup window)
     in_flight: InFlight = field(default_factory=InFlight)
+    heartbeat_seconds: float = 15.0  # also the maxIdleInterval promised to the client
+    connections: dict[str, RealtimeConnection] = field(default_factory=dict)
+    realtime_refusals: list[tuple[str, int, str]] = field(default_factory=list)  # (channel or "", code, message)
     _nonces: set[tuple[str, int]] = field(default_factory=set)
     _first_seen: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        cors = Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
         self.app = Starlette(
             routes=[
                 Route("/keys/{key_name}/requestToken", self._request_token, methods=["POST"]),
                 Route("/messages", self._batch_publish, methods=["POST"]),
-            ]
+                WebSocketRoute("/", self._realtime),
+            ],
+            middleware=[cors],
         )
 
     @property
@@ -127,6 +169,7 @@ class FakeAbly:
         self.fail_status = None
         self.fail_channels = {}
         self.delay_seconds = 0.0
+        self.realtime_refusals.clear()
 
     def exchange(self, token_request: dict[str, Any]) -> Token:
         """What Ably does with a TokenRequest a browser sends it; raises ``AblyError`` as Ably would refuse it."""
@@ -259,6 +302,191 @@ class FakeAbly:
             if message.get("encoding") == "json":
                 data = json.loads(str(data))
             self.delivered.append(Delivered(channel, str(message.get("id")), message.get("name"), data, now))
+            self._send_to_attached(channel, [message])
+
+    def _send_to_attached(self, channel: str, messages: list[dict[str, Any]]) -> None:
+        wire = [{k: v for k, v in m.items() if k in ("id", "name", "data", "encoding", "clientId")} for m in messages]
+        for connection in self.connections.values():
+            if channel in connection.attached:
+                frame = {"action": MESSAGE, "channel": channel, "timestamp": self.now_ms(), "messages": wire}
+                connection.wire.send(frame)
+
+    # The realtime WebSocket.
+
+    def _connection_token(self, socket: WebSocket) -> Token:
+        params = socket.query_params
+        if params.get("format", "json") != "json":
+            raise AblyError(400, 40000, "This stand-in speaks format=json only")
+        if "key" in params:
+            if not hmac.compare_digest(params["key"], self.key):
+                raise AblyError(401, 40101, "Invalid key")
+            return Token(self.key_name, {"*": ["*"]}, params.get("clientId"), self.now_ms() + MAX_TTL_MS)
+        token = self.tokens.get(params.get("access_token", ""))
+        if token is None:
+            raise AblyError(401, 40101, "Invalid accessToken")
+        if token.expires_ms <= self.now_ms():
+            raise AblyError(401, 40142, "Token expired")
+        if params.get("clientId") not in (None, token.client_id):
+            raise AblyError(400, 40102, "clientId does not match the token's")
+        return token
+
+    async def _realtime(self, socket: WebSocket) -> None:
+        await socket.accept()
+        wire = Connection(socket)
+        try:
+            token = self._connection_token(socket)
+        except AblyError as exc:
+            # A token error leaves the SDK free to get a new token and come back (RTN14b); others fail it.
+            self.realtime_refusals.append(("", exc.code, exc.message))
+            wire.send({"action": ERROR, "error": _error_body(exc)})
+            await wire.close()
+            return
+        connection = RealtimeConnection(secrets.token_hex(8), wire, token)
+        self.connections[connection.id] = connection
+        self._send_connected(connection)
+        self._watch_expiry(connection)
+        heartbeats = asyncio.create_task(self._heartbeats(connection))
+        try:
+            while True:
+                message = await receive_json(socket)
+                if await self._on_protocol_message(connection, message):
+                    break
+        except WebSocketDisconnect:
+            pass
+        finally:
+            heartbeats.cancel()
+            if connection.expiry is not None:
+                connection.expiry.cancel()
+            del self.connections[connection.id]
+            for channel in connection.attached:
+                self._occupancy_changed(channel)
+            await wire.finish()
+
+    def _send_connected(self, connection: RealtimeConnection) -> None:
+        details = {
+            "clientId": connection.token.client_id,
+            "connectionKey": f"{connection.id}!key",
+            "maxMessageSize": 65536,
+            "maxInboundRate": 50,
+            "maxFrameSize": 524288,
+            "serverId": "standin",
+            "connectionStateTtl": CONNECTION_STATE_TTL_MS,
+            "maxIdleInterval": int(self.heartbeat_seconds * 1000),
+        }
+        connection.wire.send(
+            {
+                "action": CONNECTED,
+                "connectionId": connection.id,
+                "connectionKey": details["connectionKey"],
+                "connectionDetails": details,
+            }
+        )
+
+    def _watch_expiry(self, connection: RealtimeConnection) -> None:
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+        connection.expiry = asyncio.create_task(self._expire(connection, connection.token))
+
+    async def _expire(self, connection: RealtimeConnection, token: Token) -> None:
+        await asyncio.sleep(max(0.0, (token.expires_ms - self.now_ms()) / 1000))
+        expired = AblyError(401, 40142, "Token expired")
+        self.realtime_refusals.append(("", expired.code, expired.message))
+        connection.wire.send({"action": DISCONNECTED, "error": _error_body(expired)})
+        await connection.wire.close()
+
+    async def _heartbeats(self, connection: RealtimeConnection) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            connection.wire.send({"action": HEARTBEAT})
+
+    async def _on_protocol_message(self, connection: RealtimeConnection, message: Any) -> bool:
+        """Answers one ProtocolMessage; True where the connection is to end."""
+        if not isinstance(message, dict) or not isinstance(message.get("action"), int):
+            refused = AblyError(400, 40000, "A ProtocolMessage is a JSON object with an action")
+            connection.wire.send({"action": ERROR, "error": _error_body(refused)})
+            await connection.wire.close()
+            return True
+        action, channel = message["action"], message.get("channel")
+        if action == HEARTBEAT:
+            connection.wire.send({"action": HEARTBEAT, **({"id": message["id"]} if "id" in message else {})})
+        elif action == ATTACH and isinstance(channel, str):
+            self._attach(connection, channel, message)
+        elif action == DETACH and isinstance(channel, str):
+            if channel in connection.attached:
+                connection.attached.discard(channel)
+                connection.occupancy.discard(channel)
+                self._occupancy_changed(channel)
+            connection.wire.send({"action": DETACHED, "channel": channel})
+        elif action in (MESSAGE, PRESENCE):
+            refused = AblyError(401, 40160, f"Action not permitted: publish on {channel}")
+            self.realtime_refusals.append((str(channel), refused.code, refused.message))
+            serial = message.get("msgSerial")
+            connection.wire.send({"action": NACK, "msgSerial": serial, "count": 1, "error": _error_body(refused)})
+        elif action == AUTH:
+            self._reauthorize(connection, message.get("auth"))
+        elif action == CLOSE:
+            connection.wire.send({"action": CLOSED})
+            await connection.wire.close()
+            return True
+        return False
+
+    def _attach(self, connection: RealtimeConnection, channel: str, message: dict[str, Any]) -> None:
+        if not capability_allows(connection.token.capability, channel, "subscribe"):
+            refused = AblyError(401, 40160, f"Channel denied access based on given capability; channel = {channel}")
+            self.realtime_refusals.append((channel, refused.code, refused.message))
+            connection.wire.send({"action": ERROR, "channel": channel, "error": _error_body(refused)})
+            return
+        params: dict[str, Any] = message["params"] if isinstance(message.get("params"), dict) else {}
+        connection.attached.add(channel)
+        if params.get("occupancy") == "metrics":
+            connection.occupancy.add(channel)
+        connection.wire.send({"action": ATTACHED, "channel": channel, "flags": FLAG_SUBSCRIBE, "params": params})
+        self._occupancy_changed(channel)
+
+    def _reauthorize(self, connection: RealtimeConnection, auth: Any) -> None:
+        token = self.tokens.get(auth.get("accessToken", "")) if isinstance(auth, dict) else None
+        if token is None or token.expires_ms <= self.now_ms() or token.client_id != connection.token.client_id:
+            refused = AblyError(401, 40101, "Invalid accessToken for this connection")
+            self.realtime_refusals.append(("", refused.code, refused.message))
+            connection.wire.send({"action": ERROR, "error": _error_body(refused)})
+            return
+        connection.token = token
+        for channel in [c for c in connection.attached if not capability_allows(token.capability, c, "subscribe")]:
+            connection.attached.discard(channel)
+            refused = AblyError(401, 40160, f"Channel denied access based on given capability; channel = {channel}")
+            connection.wire.send({"action": DETACHED, "channel": channel, "error": _error_body(refused)})
+        self._send_connected(connection)
+        self._watch_expiry(connection)
+
+    def advance_clock(self, milliseconds: int) -> None:
+        """Moves the service's clock on: tokens that expire within it expire now, on live connections too."""
+        self.clock_offset_ms += milliseconds
+        for connection in self.connections.values():
+            self._watch_expiry(connection)
+
+    def subscriber_count(self, channel: str) -> int:
+        return sum(channel in connection.attached for connection in self.connections.values())
+
+    def _occupancy_changed(self, channel: str) -> None:
+        metrics = {
+            "connections": self.subscriber_count(channel),
+            "subscribers": self.subscriber_count(channel),
+            "publishers": 0,
+            "presenceConnections": 0,
+            "presenceMembers": 0,
+            "presenceSubscribers": 0,
+        }
+        message = {"name": OCCUPANCY_EVENT, "data": {"metrics": metrics}, "id": f"occupancy-{secrets.token_hex(6)}:0"}
+        frame = {"action": MESSAGE, "channel": channel, "timestamp": self.now_ms(), "messages": [message]}
+        for connection in self.connections.values():
+            if channel in connection.occupancy:
+                connection.wire.send(frame)
+
+    async def close_connections(self) -> None:
+        """Every browser is disconnected (as when a frontend restarts)."""
+        for connection in list(self.connections.values()):
+            with contextlib.suppress(Exception):
+                await connection.wire.close()
 
     async def _decode(self, request: Request) -> Any:
         raw = await request.body()
@@ -280,9 +508,11 @@ class FakeAbly:
 
     def _error(self, request: Request, exc: AblyError) -> Response:
         self.refusals.append((exc.status, exc.code, exc.message))
-        response = self._answer(
-            request, {"error": {"code": exc.code, "statusCode": exc.status, "message": exc.message}}, exc.status
-        )
+        response = self._answer(request, {"error": _error_body(exc)}, exc.status)
         response.headers["X-Ably-Errorcode"] = str(exc.code)
         response.headers["X-Ably-Errormessage"] = exc.message
         return response
+
+
+def _error_body(exc: AblyError) -> dict[str, Any]:
+    return {"code": exc.code, "statusCode": exc.status, "message": exc.message}
