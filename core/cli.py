@@ -100,15 +100,18 @@ def cmd_relay(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from core.devserver import run_dev
+    from core.devserver import PortUnavailableError, run_dev
 
-    run_dev(
-        host=args.host,
-        port=args.port,
-        data_dir=Path(args.data_dir),
-        provider=args.provider,
-        standin_port=args.standin_port,
-    )
+    try:
+        run_dev(
+            host=args.host,
+            port=args.port,
+            data_dir=Path(args.data_dir),
+            provider=args.provider,
+            standin_port=args.standin_port,
+        )
+    except PortUnavailableError as exc:
+        sys.exit(f"hafi-realtime: {exc}")
 
 
 def cmd_socketio(args: argparse.Namespace) -> None:

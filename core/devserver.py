@@ -113,12 +113,22 @@ def build_dev_app(settings: Settings) -> DevApp:
     return DevApp(node.asgi_app(api), api, runtime, node.aclose)
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """Bound before the app is built, so the port the backend is told is the one that listens (and a taken port
-    fails at once)."""
+class PortUnavailableError(Exception):
+    """A port ``dev`` needs is taken (or not ours to bind); the message says which and what to do."""
+
+
+def _listening_socket(host: str, port: int, *, option: str) -> socket.socket:
+    """Bound before anything else starts, so a taken port fails at once, before the banner, and the port the
+    backend is told is the one that listens."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailableError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); stop what runs there or choose another {option}"
+        ) from None
     return sock
 
 
@@ -133,6 +143,7 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     from core.services.accounts import upsert_admin
     from core.settings import get_settings
 
+    api_socket = _listening_socket(host, port, option="--port")
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = start_embedded_postgres(data_dir)
         print(f"embedded Postgres running from {data_dir / 'pgdata'}")
@@ -144,7 +155,7 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     standin: Standin | None = None
     standin_socket: socket.socket | None = None
     if os.environ["REALTIME_PROVIDER"] in STANDIN_PROVIDERS and provider:
-        standin_socket = _listening_socket(host, standin_port or port + 1)
+        standin_socket = _listening_socket(host, standin_port or port + 1, option="--standin-port")
         standin_port = standin_socket.getsockname()[1]
         standin = make_standin(provider)
         overrides = standin.settings(host=host, port=standin_port)
@@ -190,4 +201,5 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
                 await standin_task
 
     dev.api.router.lifespan_context = lifespan
-    uvicorn.run(dev.served, host=host, port=port, log_level="warning", ws="websockets-sansio")
+    config = uvicorn.Config(dev.served, log_level="warning", ws="websockets-sansio")
+    uvicorn.Server(config).run(sockets=[api_socket])

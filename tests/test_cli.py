@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 
 import pytest
@@ -67,3 +68,17 @@ def test_a_database_that_cannot_be_reached_is_one_clear_line_not_a_traceback(com
     [line] = result.stderr.strip().splitlines()
     assert "cannot reach the database" in line and "DATABASE_URL" in line
     assert f"127.0.0.1:{unreachable.split(':')[2].split('/')[0]}" in line
+
+
+def test_dev_on_a_taken_port_says_so_and_exits_before_announcing_anything(runtime: Runtime) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = _cli("dev", "--port", str(port), env={"DATABASE_URL": runtime.settings.require_database_url()})
+
+    assert result.returncode != 0
+    assert "is running" not in result.stdout and "Traceback" not in result.stderr, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port}" in line and "--port" in line

@@ -25,9 +25,9 @@ from core.realtime.factory import create_provider
 from core.realtime.memory import MemoryProvider
 from core.realtime.pusher import logical_channel
 from core.settings import Settings
-from tests.fakes.ably_service import FakeAbly
+from standins.ably_service import FakeAbly
+from standins.pusher_service import FakePusher
 from tests.fakes.in_flight import FakeService, fresh_for_next_test
-from tests.fakes.pusher_service import FakePusher
 from tests.support.api import api_with, bearer, realtime_message
 from tests.support.environment import make_settings, redis_url
 from tests.support.loopback import LoopbackServer, serving

@@ -29,8 +29,8 @@ from core.realtime.pusher import wire_channel
 from core.runtime import Runtime
 from standins.ably_service import FakeAbly
 from standins.pusher_service import FakePusher
-from tests.support.environment import make_settings
 from tests.support.api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, bearer
+from tests.support.environment import make_settings
 from tests.support.loopback import serving
 from tests.support.outbox import outbox_rows
 
