@@ -72,6 +72,13 @@ class CommentRequest(_Request):
 
 R = TypeVar("R", bound=_Request)
 
+EVENT_NAME_SHOWN = 64  # characters of a refused event's name that are logged and sent back
+
+
+def shortened(name: Any) -> str:
+    text = name if isinstance(name, str) else repr(name)
+    return text if len(text) <= EVENT_NAME_SHOWN else f"{text[:EVENT_NAME_SHOWN]}…"
+
 
 def _parse(model: type[R], data: Any) -> R:
     try:
@@ -111,6 +118,8 @@ class ClientEvents:
         self._tokens: dict[str, str | None] = {}
 
     def register(self) -> None:
+        # A client's own event named "connect" or "disconnect" would run these too: the packet class refuses
+        # such events (guard.ClientPacket).
         self._sio.on("connect", self.connect)
         self._sio.on("disconnect", self.disconnect)
         for event, work in (
@@ -145,11 +154,13 @@ class ClientEvents:
         self._tokens.pop(sid, None)
         self._presence.disconnected(sid)
 
-    async def refuse(self, event: str, sid: str, *args: Any) -> Answer:
-        """Clients never publish: any event we do not serve is refused, whatever its name."""
-        log.warning("refused client event", extra={"event": event, "sid": sid})
+    async def refuse(self, event: Any, sid: str, *args: Any) -> Answer:
+        """Clients never publish: any event we do not serve is refused, whatever its name (which a hostile client
+        makes as long as a message may be: only its start is logged and sent back)."""
+        name = shortened(event)
+        log.warning("refused client event", extra={"event": name, "sid": sid})
         return await self._answer(
-            sid, event, lambda: self._forbid(f"Clients cannot emit {event!r}; actions go through requests")
+            sid, name, lambda: self._forbid(f"Clients cannot emit {name!r}; actions go through requests")
         )
 
     async def _forbid(self, message: str) -> Answer:

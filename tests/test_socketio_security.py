@@ -1,0 +1,162 @@
+"""Attacks on the Socket.IO server by a hostile client: real python-socketio clients and hand-written Engine.IO
+packets over polling and websocket, against the API and a node served by uvicorn over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import jwt
+import pytest
+
+from core.auth import Role
+from core.settings import Settings
+from tests.conftest import make_settings
+from tests.support.api import bearer
+from tests.support.sockets import WAIT_SECONDS, LiveServer, Polling, clients, live_node
+
+QUIET_SECONDS = 0.5
+
+
+@pytest.fixture(scope="module")
+def socket_settings(database_url: str) -> Settings:
+    return make_settings(database_url, realtime_provider="socketio", rate_limit_per_minute=10_000)
+
+
+@pytest.fixture
+async def live(socket_settings: Settings) -> AsyncIterator[LiveServer]:
+    async with live_node(socket_settings) as server:
+        yield server
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def token_expiring_in(settings: Settings, seconds: float, *, role: Role = "GUEST", subject: str = "") -> str:
+    now = time.time()
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": subject or ("admin:1" if role == "ADMIN" else unique("guest")),
+        "role": role,
+        "iat": int(now),
+        "exp": int(now + seconds),
+    }
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+def logged(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """Warnings and errors logged since the last call: our JSON lines (stdout) and what other loggers wrote,
+    traceback included (asyncio's "Task exception was never retrieved", a library's own handler)."""
+    captured = capsys.readouterr()
+    ours = [line for line in captured.out.splitlines() if '"level": "info"' not in line]
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    others = [formatter.format(r) for r in caplog.records if r.levelno >= logging.WARNING and r.name[:5] != "hafi."]
+    caplog.clear()
+    return "".join(line + "\n" for line in [*ours, *captured.err.splitlines(), *others])
+
+
+async def settled(condition: Callable[[], bool]) -> None:
+    """Waits (bounded) until ``condition()`` holds: the server hears of a change after the client returns."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_a_client_emitted_disconnect_event_closes_the_connection_instead_of_running_the_handler(
+    live: LiveServer, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the viewer count dropped while the socket stayed in the room and kept receiving. Now the packet is
+    refused as the reference server's parser refuses it, and the connection ends: counted and receiving, or
+    neither."""
+    slug = unique("reserved")
+    photo_id, _ = await live.api.event(slug)
+    guest = await live.api.guest()
+    room = f"event:{slug}"
+    async with clients(1) as (cheat,):
+        await cheat.connect(live.url, token=guest)
+        await cheat.call("join:event", slug)
+        logged(capsys, caplog)
+
+        await cheat.sio.emit("disconnect", "io client disconnect")
+        await settled(lambda: not cheat.sio.connected)
+        response = await live.api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
+        assert response.status_code == 200, response.text
+        await asyncio.sleep(QUIET_SECONDS)
+    assert live.node.presence.count(room) == 0
+    assert cheat.named("photo:liked") == []
+    output = logged(capsys, caplog)
+    assert "Traceback" not in output and len(output.splitlines()) == 1, output
+
+
+@pytest.mark.parametrize("arguments", [({}, {"token": "garbage"}), ({}, {"token": "<a guest token>"}), ()])
+async def test_a_client_emitted_connect_event_is_refused_without_a_traceback_and_installs_no_token(
+    live: LiveServer,
+    arguments: tuple[object, ...],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guest = await live.api.guest()
+    arguments = tuple({"token": guest} if arg == {"token": "<a guest token>"} else arg for arg in arguments)
+    async with clients(2) as (cheat, watcher):
+        await cheat.connect(live.url)
+        await watcher.connect(live.url)
+        logged(capsys, caplog)
+
+        await cheat.sio.emit("connect", arguments)
+        await settled(lambda: not cheat.sio.connected)
+        # Not a server-wide effect: another client is served as before.
+        assert (await watcher.call("photo:like", {"photoId": 1}))["error"]["code"] == "token_required"
+    output = logged(capsys, caplog)
+    assert "Traceback" not in output and len(output.splitlines()) == 1, output
+
+
+async def test_a_refused_event_with_a_huge_name_is_logged_as_one_short_line(
+    live: LiveServer, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    name = "x" * 500_000
+    logged(capsys, caplog)
+    async with clients(1) as (flooder,):
+        await flooder.connect(live.url)
+        answer = await flooder.call(name, {})
+    output = logged(capsys, caplog)
+    refusals = [line for line in output.splitlines() if "refused client event" in line]
+    assert answer["error"]["code"] == "client_event_refused"
+    assert len(answer["error"]["message"]) < 1_000  # nor sent back whole (twice: ack and error event)
+    assert len(refusals) == 1 and len(refusals[0]) < 2_000, [len(line) for line in refusals]
+    assert len(output) < 5_000
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        '42["unterminated',
+        "42[]",
+        "42{}",
+        '42[["a"],1]',
+        "9",
+        "9unknown-engine-io-type",
+        "4" + "[" * 20_000,
+        '451-["x",{"_placeholder":true,"num":0}]',
+    ],
+)
+async def test_a_malformed_packet_is_logged_as_one_line_without_a_traceback(
+    live: LiveServer, packet: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with httpx.AsyncClient(base_url=live.url, timeout=WAIT_SECONDS) as http:
+        session = Polling(http)
+        assert (await session.open()).startswith("40")
+        logged(capsys, caplog)
+        response = await session.post(packet)
+        await asyncio.sleep(QUIET_SECONDS)
+    output = logged(capsys, caplog)
+    assert response.status_code in (200, 400), response.text
+    assert "Traceback" not in output, output
+    assert len(output.splitlines()) <= 1 and len(output) < 2_000, output
