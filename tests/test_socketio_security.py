@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,9 +16,9 @@ import pytest
 
 from core.auth import Role
 from core.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import make_settings, redis_url
 from tests.support.api import bearer
-from tests.support.sockets import WAIT_SECONDS, LiveServer, Polling, clients, live_node
+from tests.support.sockets import WAIT_SECONDS, LiveServer, Polling, clients, free_port, live_node, socketio_process
 
 QUIET_SECONDS = 0.5
 
@@ -160,3 +161,61 @@ async def test_a_malformed_packet_is_logged_as_one_line_without_a_traceback(
     assert response.status_code in (200, 400), response.text
     assert "Traceback" not in output, output
     assert len(output.splitlines()) <= 1 and len(output) < 2_000, output
+
+
+OVERSIZED = 1_200_000  # what the audit sent: more than the node's 1 MB max_http_buffer_size
+
+
+async def test_an_oversized_polling_post_is_answered_at_once_and_ends_the_session(live: LiveServer) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(OVERSIZED // 100_000):
+            yield b"4" * 100_000
+
+    async with httpx.AsyncClient(base_url=live.url, timeout=WAIT_SECONDS) as http:
+        declared, chunked = Polling(http), Polling(http)
+        for session in (declared, chunked):
+            await session.open()
+        by_length = await http.post(declared.path, params=declared.query(), content=b"4" * OVERSIZED)
+        by_chunks = await http.post(chunked.path, params=chunked.query(), content=chunks())
+        after = await http.get(declared.path, params=declared.query())
+    assert (by_length.status_code, by_chunks.status_code) == (413, 413), (by_length.text, by_chunks.text)
+    assert by_length.json()["error"]["code"] == "payload_too_large"
+    assert by_length.headers["connection"] == "close"
+    assert after.status_code == 400 or after.text == "1", after.text  # the session is over (or says so: CLOSE)
+
+
+# How long a node may take to stop after SIGTERM with clients still attached: its grace period for open requests
+# (a long poll waits up to a ping interval) plus a start-up's worth of slack. Before, it never stopped.
+STOP_SECONDS = 15
+
+
+async def test_twenty_oversized_posts_leave_nothing_stuck_and_sigterm_stops_a_node_promptly(
+    socket_settings: Settings,
+) -> None:
+    redis = redis_url()
+    if redis is None:
+        pytest.skip("no Redis reachable: a standalone node needs one")
+    port = free_port()
+    env = {
+        "APP_ENV": "test",
+        "DATABASE_URL": socket_settings.require_database_url(),
+        "JWT_SECRET": socket_settings.jwt_secret.get_secret_value(),
+        "SOCKETIO_REDIS_URL": redis,
+        "SOCKETIO_REDIS_CHANNEL": unique("hafi-test"),
+        "LOG_LEVEL": "WARNING",
+    }
+    with socketio_process(port, env) as node:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_SECONDS) as http:
+            sessions = [Polling(http) for _ in range(21)]
+            for session in sessions:
+                await session.open()
+            answers = await asyncio.gather(
+                *(http.post(s.path, params=s.query(), content=b"4" * OVERSIZED) for s in sessions[:20])
+            )
+            waiting = asyncio.create_task(sessions[20].receive())  # a well-behaved long poll, left open
+            await asyncio.sleep(QUIET_SECONDS)
+            node.terminate()
+            stopped = await asyncio.to_thread(node.wait, STOP_SECONDS)
+            waiting.cancel()
+    assert [a.status_code for a in answers] == [413] * 20
+    assert stopped in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down

@@ -15,6 +15,7 @@ binary attachments. python-engineio alone answers none of these well:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,8 @@ log = logging.getLogger("hafi.socketio")
 # client cannot hold a request (and so a graceful shutdown) open. Parsing a payload takes microseconds.
 BODY_DEADLINE_SECONDS = 10.0
 POST_DEADLINE_SECONDS = 10.0
+# After a 413, up to this many times the limit is read and dropped (not kept) before the connection is closed.
+DISCARD_FACTOR = 10
 
 
 # Event names the reference server's parser refuses from a client: python-socketio would run its own connect and
@@ -138,16 +141,17 @@ class PollingGuard:
             return
         session = _query_value(scope, "sid")
         declared = _content_length(scope)
-        if declared is not None and declared > self._max_body_bytes:
-            await self._refuse(send, session, 413, "payload_too_large", self._too_large())
-            return
         try:
             async with asyncio.timeout(BODY_DEADLINE_SECONDS):
+                if declared is not None and declared > self._max_body_bytes:
+                    raise _TooLarge
                 body = await self._read_body(receive)
         except TimeoutError:
             await self._refuse(send, session, 408, "request_timeout", "The request body did not arrive in time")
             return
         except _TooLarge:
+            if declared is None or declared <= DISCARD_FACTOR * self._max_body_bytes:
+                await self._discard_rest(receive)
             await self._refuse(send, session, 413, "payload_too_large", self._too_large())
             return
         except _Gone:
@@ -168,6 +172,19 @@ class PollingGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+    async def _discard_rest(self, receive: Receive) -> None:
+        """Reads what the client still sends (dropping it), within the deadline and a bound: closing with unread data
+        resets the connection, and the client would lose the 413 it is owed. Before answering: once a response is
+        complete, uvicorn hands the app no more of the body."""
+        left = DISCARD_FACTOR * self._max_body_bytes
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BODY_DEADLINE_SECONDS):
+                while left > 0:
+                    message = await receive()
+                    left -= len(message.get("body", b""))
+                    if message["type"] != "http.request" or not message.get("more_body", False):
+                        return
 
     async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: Send, session: str | None) -> None:
         delivered = False

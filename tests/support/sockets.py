@@ -164,12 +164,12 @@ class Polling:
         return (await self.receive())[0]
 
     async def post(self, *packets: str) -> httpx.Response:
-        return await self.http.post(self.path, params=self._query(), content=RECORD_SEPARATOR.join(packets))
+        return await self.http.post(self.path, params=self.query(), content=RECORD_SEPARATOR.join(packets))
 
     async def receive(self) -> list[str]:
-        response = await self.http.get(self.path, params=self._query())
+        response = await self.http.get(self.path, params=self.query())
         assert response.status_code == 200, response.text
         return response.text.split(RECORD_SEPARATOR)
 
-    def _query(self) -> dict[str, str]:
+    def query(self) -> dict[str, str]:
         return {"EIO": "4", "transport": "polling", "sid": self.sid}
