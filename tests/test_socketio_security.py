@@ -219,3 +219,59 @@ async def test_twenty_oversized_posts_leave_nothing_stuck_and_sigterm_stops_a_no
             waiting.cancel()
     assert [a.status_code for a in answers] == [413] * 20
     assert stopped in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
+
+
+async def test_sockets_are_disconnected_when_their_tokens_expire_and_hear_nothing_after(live: LiveServer) -> None:
+    """Before: after a short token expired, HTTP said 401 and the sockets still received comments and admin
+    notifications."""
+    slug = unique("expiry")
+    photo_id, _ = await live.api.event(slug)
+    settings = live.node.runtime.settings
+    async with clients(3) as (guest, admin, steady):
+        await guest.connect(live.url, token=token_expiring_in(settings, 2))
+        await admin.connect(live.url, token=token_expiring_in(settings, 2, role="ADMIN"))
+        await steady.connect(live.url, token=await live.api.guest())
+        for client in (guest, steady):
+            await client.call("join:event", slug)
+        await admin.call("join:admin")
+
+        await settled(lambda: not guest.sio.connected and not admin.sio.connected)
+        response = await live.api.client.post(
+            f"/api/photos/{photo_id}/comments",
+            json={"authorName": "Ana", "content": "Still here?"},
+            headers=bearer(await live.api.guest()),
+        )
+        assert response.status_code == 201, response.text
+        await steady.wait_for("comment:added")
+        await asyncio.sleep(QUIET_SECONDS)
+    assert guest.named("comment:added") == [] and admin.named("notification:new-comment") == []
+    for client in (guest, admin):
+        assert client.named("error") == [
+            {"event": "auth", "error": {"code": "token_expired", "message": "The token has expired; ask for a new one"}}
+        ]
+    assert live.node.presence.count(f"event:{slug}") == 1
+
+
+async def test_a_token_refreshed_on_the_live_connection_keeps_it_but_only_for_the_same_identity(
+    live: LiveServer,
+) -> None:
+    slug = unique("refresh")
+    photo_id, _ = await live.api.event(slug)
+    settings = live.node.runtime.settings
+    async with clients(2) as (kept, switched):
+        await kept.connect(live.url, token=token_expiring_in(settings, 2, subject="guest-kept"))
+        await switched.connect(live.url, token=token_expiring_in(settings, 2, subject="guest-first"))
+        for client in (kept, switched):
+            await client.call("join:event", slug)
+
+        renewed = await kept.call("auth:refresh", {"token": token_expiring_in(settings, 600, subject="guest-kept")})
+        other = await switched.call("auth:refresh", {"token": token_expiring_in(settings, 600, subject="guest-other")})
+        garbage = await switched.call("auth:refresh", {"token": "garbage"})
+        await settled(lambda: not switched.sio.connected)
+        await asyncio.sleep(1)
+        response = await live.api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(await live.api.guest()))
+        assert response.status_code == 200, response.text
+        await kept.wait_for("photo:liked")
+    assert renewed["expiresAt"] > time.time() + 500
+    assert other["error"]["code"] == "token_mismatch"
+    assert garbage["error"]["code"] == "invalid_token"

@@ -3,7 +3,11 @@
 Connecting: ``io(url, {path: "/api/socket", auth: {token}})`` with a guest or admin token from ``/api/auth/*``.
 Without a token the connection is a guest with no rights beyond public events; a bad or expired token is refused
 (``connect_error`` with ``message`` and ``data: {"error": {"code", "message"}}``). The token is verified again on
-every request below, so one that expires while connected stops working then.
+every request below, and at its ``exp`` the socket is sent ``error`` ``{"event": "auth", "error": {"code":
+"token_expired", ...}}`` and disconnected by the server (it leaves every room: nothing reaches it past ``exp``).
+A client that wants to stay connected sends ``auth:refresh`` ``{token}`` before then with a new token for the same
+identity (same ``sub`` and role, and every event of the old one); ack ``{expiresAt}`` (Unix seconds), or
+``token_mismatch`` for another identity: that is a new connection.
 
 Client events, with the payloads of the original platform's browser code. Each answers through the Socket.IO ack;
 a refusal is also sent as an ``error`` event ``{"event": <name>, "error": {"code", "message"}}`` (the HTTP API's
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +50,7 @@ from core.realtime.channels import ADMIN_CHANNEL, LogicalChannel, can_subscribe,
 from core.runtime import Runtime
 from core.services import comments, likes
 from core.services.photos import visible_event
+from core.socketio_server.expiry import Expiries, expires_at
 from core.socketio_server.presence import Presence
 
 log = logging.getLogger("hafi.socketio")
@@ -108,6 +114,17 @@ def _error(exc: Exception) -> dict[str, str]:
     return {"code": "internal_error", "message": "Something went wrong on our side"}
 
 
+def _may_replace(held: Principal, new: Principal) -> bool:
+    """A refresh renews a session; it does not change who it is, nor drop an event a joined room may need."""
+    return new.subject == held.subject and new.role == held.role and new.events >= held.events
+
+
+@dataclass(frozen=True)
+class Credentials:
+    token: str
+    principal: Principal
+
+
 class ClientEvents:
     """The handlers of one server; ``register`` attaches them to its ``socketio.AsyncServer``."""
 
@@ -115,7 +132,8 @@ class ClientEvents:
         self._sio = sio
         self._runtime = runtime
         self._presence = presence
-        self._tokens: dict[str, str | None] = {}
+        self._credentials: dict[str, Credentials] = {}  # the sockets that connected with a token
+        self._expiries = Expiries(self._expired)
 
     def register(self) -> None:
         # A client's own event named "connect" or "disconnect" would run these too: the packet class refuses
@@ -126,6 +144,7 @@ class ClientEvents:
             ("join:event", self._join_event),
             ("leave:event", self._leave_event),
             ("join:admin", self._join_admin),
+            ("auth:refresh", self._refresh),
             ("photo:like", self._like),
             ("comment:new", self._comment),
         ):
@@ -143,16 +162,42 @@ class ClientEvents:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None:
             try:
-                self._verify(token)
+                principal = self._verify(token)
             except UnauthorizedError as exc:
                 metrics.incr("socketio_refused")
                 raise RefusedError(exc.message, {"error": {"code": exc.code, "message": exc.message}}) from None
-        self._tokens[sid] = token
+            self._hold(sid, Credentials(token, principal))
         self._presence.connected(sid)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
-        self._tokens.pop(sid, None)
+        self._credentials.pop(sid, None)
+        self._expiries.cancel(sid)
         self._presence.disconnected(sid)
+
+    def _hold(self, sid: str, credentials: Credentials) -> None:
+        self._credentials[sid] = credentials
+        self._expiries.set(sid, expires_at(credentials.token))
+
+    async def _expired(self, sid: str) -> None:
+        """At the token's ``exp`` the socket leaves every room and the server: told why, then disconnected."""
+        error = {"code": "token_expired", "message": "The token has expired; ask for a new one"}
+        await self._sio.emit(ERROR_EVENT, {"event": "auth", "error": error}, to=sid, ignore_queue=True)
+        await self._sio.disconnect(sid, ignore_queue=True)
+
+    async def _refresh(self, sid: str, data: Any) -> Answer:
+        """A new token for the same identity keeps the connection (and its rooms) past the old one's ``exp``."""
+        principal = self._verify(data.get("token") if isinstance(data, dict) else None)
+        token: str = data["token"]
+        held = self._credentials.get(sid)
+        if held is not None and not _may_replace(held.principal, principal):
+            raise ForbiddenError(
+                "token_mismatch", "A refreshed token must be for the same identity and its events; reconnect instead"
+            )
+        self._hold(sid, Credentials(token, principal))
+        return {"expiresAt": expires_at(token)}
+
+    async def aclose(self) -> None:
+        await self._expiries.aclose()
 
     async def refuse(self, event: Any, sid: str, *args: Any) -> Answer:
         """Clients never publish: any event we do not serve is refused, whatever its name (which a hostile client
@@ -172,8 +217,8 @@ class ClientEvents:
         return verify_token(token, self._runtime.settings)
 
     def _principal(self, sid: str) -> Principal | None:
-        token = self._tokens.get(sid)
-        return None if token is None else self._verify(token)
+        held = self._credentials.get(sid)
+        return None if held is None else self._verify(held.token)
 
     def _caller(self, sid: str) -> Principal:
         principal = self._principal(sid)

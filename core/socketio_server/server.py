@@ -66,6 +66,7 @@ class SocketNode:
     sio: Any
     runtime: Runtime
     presence: Presence
+    events: ClientEvents
 
     def asgi_app(self, other_app: ASGIApp | None = None, *, standalone: bool = False) -> ASGIApp:
         """``SOCKETIO_PATH`` to Socket.IO and everything else to ``other_app`` (the API in ``dev``) or to a
@@ -96,6 +97,7 @@ class SocketNode:
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
     async def aclose(self) -> None:
+        await self.events.aclose()
         await self.presence.aclose()
         await self.runtime.aclose()
 
@@ -113,7 +115,8 @@ def build_node(settings: Settings, *, engine: AsyncEngine | None = None) -> Sock
         metrics.incr("socketio_messages_sent")
 
     presence = Presence(announce)
-    ClientEvents(sio, runtime, presence).register()
+    events = ClientEvents(sio, runtime, presence)
+    events.register()
     metrics.register_gauge("socketio_connected_clients", lambda: presence.connected_clients)
     metrics.register_gauge("socketio_rooms", lambda: presence.room_count)
     if settings.socketio_admin_ui:
@@ -126,4 +129,4 @@ def build_node(settings: Settings, *, engine: AsyncEngine | None = None) -> Sock
             mode="production",
             read_only=True,
         )
-    return SocketNode(sio, runtime, presence)
+    return SocketNode(sio, runtime, presence, events)
