@@ -4,18 +4,21 @@ packets over polling and websocket, against the API and a node served by uvicorn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import jwt
 import pytest
+import sqlalchemy
 
 from core.auth import Role
 from core.settings import Settings
+from core.socketio_server.joins import MAX_EVENT_ROOMS
 from tests.conftest import make_settings, redis_url
 from tests.support.api import bearer
 from tests.support.sockets import WAIT_SECONDS, LiveServer, Polling, clients, free_port, live_node, socketio_process
@@ -275,3 +278,69 @@ async def test_a_token_refreshed_on_the_live_connection_keeps_it_but_only_for_th
     assert renewed["expiresAt"] > time.time() + 500
     assert other["error"]["code"] == "token_mismatch"
     assert garbage["error"]["code"] == "invalid_token"
+
+
+@contextlib.contextmanager
+def event_lookups(live: LiveServer) -> Iterator[list[str]]:
+    """The statements reading the events table while inside, as the database received them."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if "FROM events" in statement:
+            seen.append(statement)
+
+    engine = live.node.runtime.engine.sync_engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_a_flood_of_joins_costs_one_lookup_is_refused_past_its_rate_and_ends_the_connection(
+    live: LiveServer,
+) -> None:
+    """Before: 10,000 joins were 10,000 database lookups (and a full pool for everyone else)."""
+    slug = unique("flood")
+    await live.api.event(slug)
+    async with clients(2) as (flooder, bystander):
+        await flooder.connect(live.url)
+        await bystander.connect(live.url)
+        with event_lookups(live) as lookups:
+            for _ in range(10_000):
+                await flooder.sio.emit("join:event", slug)
+            await settled(lambda: not flooder.sio.connected)
+            joined = await bystander.call("join:event", slug)
+    refusals = [e for e in flooder.named("error") if e["event"] == "join:event"]
+    assert len(lookups) <= 1, lookups
+    assert joined["count"] == 1  # the flooder is gone from the room too
+    assert refusals and {e["error"]["code"] for e in refusals} == {"rate_limited"}
+    assert len(refusals) <= 100
+
+
+async def test_concurrent_joins_of_one_event_share_one_lookup(live: LiveServer) -> None:
+    slug = unique("crowd")
+    await live.api.event(slug)
+    async with clients(50) as crowd:
+        for client in crowd:
+            await client.connect(live.url)
+        with event_lookups(live) as lookups:
+            answers = await asyncio.gather(*(client.call("join:event", slug) for client in crowd))
+    assert {a["room"] for a in answers} == {f"event:{slug}"}
+    assert len(lookups) == 1, lookups
+
+
+async def test_a_socket_holds_a_bounded_number_of_event_rooms(live: LiveServer) -> None:
+    slugs = [unique("room") for _ in range(MAX_EVENT_ROOMS + 1)]
+    for slug in slugs:
+        await live.api.event(slug, photos=1)
+    async with clients(1) as (client,):
+        await client.connect(live.url)
+        answers = [await client.call("join:event", slug) for slug in slugs]
+        again = await client.call("join:event", slugs[0])  # a room already held is no new room
+        await client.call("leave:event", slugs[0])
+        after_leaving = await client.call("join:event", slugs[-1])
+    assert all("room" in answer for answer in answers[:-1]), answers
+    assert answers[-1]["error"]["code"] == "too_many_rooms"
+    assert again["room"] == f"event:{slugs[0]}"
+    assert after_leaving["room"] == f"event:{slugs[-1]}"

@@ -44,13 +44,28 @@ from core.actions import action, read
 from core.api.schemas import CommentOut, LikeOut
 from core.auth import Principal, verify_token
 from core.db import database_error
-from core.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError, UnavailableError
+from core.errors import (
+    AppError,
+    BadRequestError,
+    ForbiddenError,
+    RateLimitedError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from core.events import MUTATION_ID_PATTERN, PayloadTooLargeError
-from core.realtime.channels import ADMIN_CHANNEL, LogicalChannel, can_subscribe, event_channel, is_valid_slug
+from core.realtime.channels import (
+    ADMIN_CHANNEL,
+    EVENT_PREFIX,
+    LogicalChannel,
+    can_subscribe,
+    event_channel,
+    is_valid_slug,
+)
 from core.runtime import Runtime
 from core.services import comments, likes
-from core.services.photos import visible_event
+from core.services.photos import EventRef, visible_event
 from core.socketio_server.expiry import Expiries, expires_at
+from core.socketio_server.joins import MAX_EVENT_ROOMS, JoinBudget, Lookups, access_key
 from core.socketio_server.presence import Presence
 
 log = logging.getLogger("hafi.socketio")
@@ -134,6 +149,8 @@ class ClientEvents:
         self._presence = presence
         self._credentials: dict[str, Credentials] = {}  # the sockets that connected with a token
         self._expiries = Expiries(self._expired)
+        self._join_budgets: dict[str, JoinBudget] = {}
+        self._event_lookups: Lookups[EventRef] = Lookups()
 
     def register(self) -> None:
         # A client's own event named "connect" or "disconnect" would run these too: the packet class refuses
@@ -171,6 +188,7 @@ class ClientEvents:
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         self._credentials.pop(sid, None)
+        self._join_budgets.pop(sid, None)
         self._expiries.cancel(sid)
         self._presence.disconnected(sid)
 
@@ -237,13 +255,29 @@ class ClientEvents:
         return {"error": error}
 
     async def _join_event(self, sid: str, data: Any) -> Answer:
-        principal = self._principal(sid)
-        async with read(self._runtime) as conn:
-            event = await visible_event(conn, principal, _slug(data))
-        room = event_channel(event.slug)
+        budget = self._join_budgets.setdefault(sid, JoinBudget())
+        if not budget.take():
+            if budget.exhausted:
+                log.warning("join flood; disconnecting", extra={"sid": sid})
+                await self._sio.disconnect(sid, ignore_queue=True)
+            raise RateLimitedError(retry_after_seconds=1)
+        principal, slug = self._principal(sid), _slug(data)
+        room = event_channel(slug)
+        if room not in self._sio.rooms(sid) and len(self._event_rooms(sid)) >= MAX_EVENT_ROOMS:
+            raise ForbiddenError("too_many_rooms", f"A connection may follow at most {MAX_EVENT_ROOMS} events")
+        event = await self._event_lookups.get(access_key(principal, slug), lambda: self._visible_event(principal, slug))
+        if not self._sio.manager.is_connected(sid, "/"):
+            return {"room": room}  # it left while we looked: nothing to join, nothing to tell
         await self._sio.enter_room(sid, room)
         self._presence.joined(sid, room)
         return {"room": room, "eventSlug": event.slug, "count": self._presence.count(room)}
+
+    async def _visible_event(self, principal: Principal | None, slug: str) -> EventRef:
+        async with read(self._runtime) as conn:
+            return await visible_event(conn, principal, slug)
+
+    def _event_rooms(self, sid: str) -> list[str]:
+        return [room for room in self._sio.rooms(sid) if room.startswith(EVENT_PREFIX)]
 
     async def _leave_event(self, sid: str, data: Any) -> Answer:
         room = event_channel(_slug(data))
