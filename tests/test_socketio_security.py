@@ -15,6 +15,7 @@ import httpx
 import jwt
 import pytest
 import sqlalchemy
+import websockets
 
 from core.auth import Role
 from core.settings import Settings
@@ -344,3 +345,61 @@ async def test_a_socket_holds_a_bounded_number_of_event_rooms(live: LiveServer) 
     assert answers[-1]["error"]["code"] == "too_many_rooms"
     assert again["room"] == f"event:{slugs[0]}"
     assert after_leaving["room"] == f"event:{slugs[-1]}"
+
+
+async def test_a_socket_that_leaves_while_its_join_is_looked_up_is_not_an_error_nor_counted(
+    live: LiveServer, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    slug = unique("leaver")
+    await live.api.event(slug)
+    room = f"event:{slug}"
+    async with clients(1) as (leaver,):
+        await leaver.connect(live.url)
+        logged(capsys, caplog)
+        # The join's lookup waits on this lock until the socket is gone.
+        async with live.node.runtime.engine.connect() as blocker:
+            transaction = await blocker.begin()
+            await blocker.execute(sqlalchemy.text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+            await leaver.sio.emit("join:event", slug)
+            await asyncio.sleep(QUIET_SECONDS)
+            await leaver.close()
+            await settled(lambda: live.node.presence.connected_clients == 0)
+            await transaction.rollback()
+        await asyncio.sleep(QUIET_SECONDS)
+    output = logged(capsys, caplog)
+    assert live.node.presence.count(room) == 0
+    assert live.node.sio.manager.rooms.get("/", {}).get(room) is None
+    assert "Traceback" not in output and "error" not in output, output
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        ['451-["x",{"_placeholder":true,"num":0}]', b"\x00" * 1_000],  # a binary event and its attachment
+        ['459999999999-["x",{"_placeholder":true,"num":0}]', *[b"\x00" * 60_000] * 20],  # attachments without end
+        ["4" + "2" * 1_100_000],  # one message over the limit
+        ['42["disconnect"]'],
+    ],
+    ids=["binary", "endless-attachments", "oversized", "reserved-name"],
+)
+async def test_a_hostile_websocket_message_closes_that_connection_only(
+    live: LiveServer, attack: list[str | bytes], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = live.url.replace("http://", "ws://") + "/api/socket/?EIO=4&transport=websocket"
+    async with clients(1) as (bystander,):
+        await bystander.connect(live.url)
+        async with websockets.connect(url, max_size=None) as ws:
+            assert str(await ws.recv()).startswith("0")
+            await ws.send("40")
+            assert str(await ws.recv()).startswith("40")
+            logged(capsys, caplog)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                for message in attack:
+                    await ws.send(message)
+            async with asyncio.timeout(WAIT_SECONDS):
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    while True:
+                        assert await ws.recv() in ("1", "2")  # a close packet or a ping, nothing else
+        assert (await bystander.call("leave:event", "anything"))["room"] == "event:anything"
+    output = logged(capsys, caplog)
+    assert "Traceback" not in output and len(output.splitlines()) <= 1, output

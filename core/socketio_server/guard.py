@@ -105,6 +105,9 @@ def close_on_malformed_packets(sio: Any) -> None:
     dispatch: Callable[[str, Any], Awaitable[None]] = sio.eio.handlers["message"]
 
     async def guarded(eio_sid: str, data: Any) -> None:
+        session = sio.eio.sockets.get(eio_sid)
+        if session is None or session.closed:
+            return  # what a closed connection still sends (it had more in flight) is dropped, not logged again
         try:
             await dispatch(eio_sid, data)
         except Exception as exc:
@@ -122,8 +125,11 @@ async def close_session(sio: Any, eio_sid: str) -> None:
     ``eio.disconnect``, which then waits until a poll has taken that packet: forever, for a client that never
     polls again."""
     session = sio.eio.sockets.get(eio_sid)
-    if session is not None:
+    if session is not None and not session.closed:
         await session.close(wait=False, reason=sio.eio.reason.TRANSPORT_ERROR)
+        # After the close packet, the end of the queue: a websocket's writer then closes the websocket (engine.io
+        # would otherwise keep reading it), a pending poll returns.
+        session.queue.put_nowait(None)
 
 
 class PollingGuard:
