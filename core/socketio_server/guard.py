@@ -31,8 +31,8 @@ log = logging.getLogger("hafi.socketio")
 # client cannot hold a request (and so a graceful shutdown) open. Parsing a payload takes microseconds.
 BODY_DEADLINE_SECONDS = 10.0
 POST_DEADLINE_SECONDS = 10.0
-# After a 413, up to this many times the limit is read and dropped (not kept) before the connection is closed.
-DISCARD_FACTOR = 10
+# Before a 413, up to this much of the body is read and dropped (not kept), so that the client hears the answer.
+DISCARD_LIMIT_BYTES = 4 * 1024 * 1024
 
 
 # Event names the reference server's parser refuses from a client: python-socketio would run its own connect and
@@ -156,7 +156,7 @@ class PollingGuard:
             await self._refuse(send, session, 408, "request_timeout", "The request body did not arrive in time")
             return
         except _TooLarge:
-            if declared is None or declared <= DISCARD_FACTOR * self._max_body_bytes:
+            if declared is None or declared <= DISCARD_LIMIT_BYTES:
                 await self._discard_rest(receive)
             await self._refuse(send, session, 413, "payload_too_large", self._too_large())
             return
@@ -183,7 +183,7 @@ class PollingGuard:
         """Reads what the client still sends (dropping it), within the deadline and a bound: closing with unread data
         resets the connection, and the client would lose the 413 it is owed. Before answering: once a response is
         complete, uvicorn hands the app no more of the body."""
-        left = DISCARD_FACTOR * self._max_body_bytes
+        left = DISCARD_LIMIT_BYTES
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(BODY_DEADLINE_SECONDS):
                 while left > 0:
