@@ -19,7 +19,7 @@ import websockets
 
 from core.auth import Role
 from core.settings import Settings
-from core.socketio_server.joins import MAX_EVENT_ROOMS
+from core.socketio_server.joins import MAX_EVENT_ROOMS, REFUSALS_BEFORE_DISCONNECT
 from tests.conftest import make_settings, redis_url
 from tests.support.api import bearer
 from tests.support.sockets import WAIT_SECONDS, LiveServer, Polling, clients, free_port, live_node, socketio_process
@@ -403,3 +403,16 @@ async def test_a_hostile_websocket_message_closes_that_connection_only(
         assert (await bystander.call("leave:event", "anything"))["room"] == "event:anything"
     output = logged(capsys, caplog)
     assert "Traceback" not in output and len(output.splitlines()) <= 1, output
+
+
+async def test_a_flood_of_refused_events_ends_the_connection_after_a_few_log_lines(
+    live: LiveServer, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with clients(1) as (flooder,):
+        await flooder.connect(live.url)
+        logged(capsys, caplog)
+        for index in range(1_000):
+            await flooder.sio.emit(f"photo:liked-{index}", {"likeCount": 999})
+        await settled(lambda: not flooder.sio.connected)
+    output = logged(capsys, caplog)
+    assert len(output.splitlines()) <= REFUSALS_BEFORE_DISCONNECT + 1, output

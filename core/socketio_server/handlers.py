@@ -65,7 +65,8 @@ from core.runtime import Runtime
 from core.services import comments, likes
 from core.services.photos import EventRef, visible_event
 from core.socketio_server.expiry import Expiries, expires_at
-from core.socketio_server.joins import MAX_EVENT_ROOMS, JoinBudget, Lookups, access_key
+from core.socketio_server.guard import close_session
+from core.socketio_server.joins import MAX_EVENT_ROOMS, Lookups, SocketBudget, access_key
 from core.socketio_server.presence import Presence
 
 log = logging.getLogger("hafi.socketio")
@@ -149,7 +150,7 @@ class ClientEvents:
         self._presence = presence
         self._credentials: dict[str, Credentials] = {}  # the sockets that connected with a token
         self._expiries = Expiries(self._expired)
-        self._join_budgets: dict[str, JoinBudget] = {}
+        self._budgets: dict[str, SocketBudget] = {}
         self._event_lookups: Lookups[EventRef] = Lookups()
 
     def register(self) -> None:
@@ -188,7 +189,7 @@ class ClientEvents:
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         self._credentials.pop(sid, None)
-        self._join_budgets.pop(sid, None)
+        self._budgets.pop(sid, None)
         self._expiries.cancel(sid)
         self._presence.disconnected(sid)
 
@@ -221,10 +222,27 @@ class ClientEvents:
         """Clients never publish: any event we do not serve is refused, whatever its name (which a hostile client
         makes as long as a message may be: only its start is logged and sent back)."""
         name = shortened(event)
+        budget = self._budget(sid)
+        if budget.exhausted or not self._sio.manager.is_connected(sid, "/"):
+            return {}  # handed over before its connection was closed for a flood: nobody to tell, nothing to log
+        budget.refused()
         log.warning("refused client event", extra={"event": name, "sid": sid})
+        await self._disconnect_if_exhausted(sid)
         return await self._answer(
             sid, name, lambda: self._forbid(f"Clients cannot emit {name!r}; actions go through requests")
         )
+
+    def _budget(self, sid: str) -> SocketBudget:
+        return self._budgets.setdefault(sid, SocketBudget())
+
+    async def _disconnect_if_exhausted(self, sid: str) -> None:
+        """Closes the whole connection, not the namespace: engine.io would go on reading (and python-socketio
+        logging) every packet the client still sends."""
+        budget = self._budgets.get(sid)
+        eio_sid = self._sio.manager.eio_sid_from_sid(sid, "/")
+        if budget is not None and budget.exhausted and eio_sid is not None:
+            log.warning("too many refusals; closing the connection", extra={"sid": sid})
+            await close_session(self._sio, eio_sid)
 
     async def _forbid(self, message: str) -> Answer:
         raise ForbiddenError("client_event_refused", message)
@@ -255,11 +273,8 @@ class ClientEvents:
         return {"error": error}
 
     async def _join_event(self, sid: str, data: Any) -> Answer:
-        budget = self._join_budgets.setdefault(sid, JoinBudget())
-        if not budget.take():
-            if budget.exhausted:
-                log.warning("join flood; disconnecting", extra={"sid": sid})
-                await self._sio.disconnect(sid, ignore_queue=True)
+        if not self._budget(sid).take():
+            await self._disconnect_if_exhausted(sid)
             raise RateLimitedError(retry_after_seconds=1)
         principal, slug = self._principal(sid), _slug(data)
         room = event_channel(slug)

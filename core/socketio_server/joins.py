@@ -5,8 +5,9 @@ Limits per socket (a socket is one page; a venue's thousands of guests are thous
 - ``MAX_EVENT_ROOMS`` event rooms held at once (a gallery page follows one event; an admin's page a few);
 - joins at ``JOIN_RATE_PER_SECOND`` with bursts of ``JOIN_BURST`` (a page joins once per connection, again after
   each reconnection, which is a new socket anyway); past it a join is refused ``rate_limited``;
-- a socket refused ``JOIN_REFUSALS_BEFORE_DISCONNECT`` times is disconnected: no page does that, and each refusal
-  costs two packets back, so a flood is ended instead of answered.
+- a socket refused ``REFUSALS_BEFORE_DISCONNECT`` joins past the rate, or events no client may emit, is
+  disconnected: no page does that, and each refusal costs a log line and two packets back, so a flood is ended
+  instead of answered.
 
 The lookup: what a join decides (does the event exist, may this caller see it) depends only on the slug, whether
 the caller is an admin, and whether its token carries the slug. That outcome, 404 and 403 included, is kept for
@@ -31,14 +32,14 @@ from core.errors import AppError
 MAX_EVENT_ROOMS = 10
 JOIN_BURST = 20
 JOIN_RATE_PER_SECOND = 1.0
-JOIN_REFUSALS_BEFORE_DISCONNECT = 20
+REFUSALS_BEFORE_DISCONNECT = 20
 LOOKUP_TTL_SECONDS = 5.0
 MAX_CACHED_LOOKUPS = 10_000
 
 
 @dataclass
-class JoinBudget:
-    """A token bucket of joins for one socket."""
+class SocketBudget:
+    """A token bucket of joins for one socket, and how often it was refused."""
 
     tokens: float = JOIN_BURST
     updated: float = field(default_factory=time.monotonic)
@@ -51,12 +52,15 @@ class JoinBudget:
         if self.tokens >= 1:
             self.tokens -= 1
             return True
-        self.refusals += 1
+        self.refused()
         return False
+
+    def refused(self) -> None:
+        self.refusals += 1
 
     @property
     def exhausted(self) -> bool:
-        return self.refusals >= JOIN_REFUSALS_BEFORE_DISCONNECT
+        return self.refusals >= REFUSALS_BEFORE_DISCONNECT
 
 
 Access = tuple[str, bool, bool]  # (slug, caller is an admin, caller's token carries the slug)
