@@ -6,8 +6,12 @@ Without a token the connection is a guest with no rights beyond public events; a
 every request below, and at its ``exp`` the socket is sent ``error`` ``{"event": "auth", "error": {"code":
 "token_expired", ...}}`` and disconnected by the server (it leaves every room: nothing reaches it past ``exp``).
 A client that wants to stay connected sends ``auth:refresh`` ``{token}`` before then with a new token for the same
-identity (same ``sub`` and role, and every event of the old one); ack ``{expiresAt}`` (Unix seconds), or
-``token_mismatch`` for another identity: that is a new connection.
+identity (same ``sub`` and role, and every event of the old one; a connection without a token may add one); ack
+``{expiresAt}`` (Unix seconds), or ``token_mismatch`` for another identity: that is a new connection.
+
+Limits per connection (``joins.py``): 10 event rooms at once, joins at 1/s with bursts of 20, and a connection
+refused 20 times (joins past that rate, events no client may emit) is closed. A malformed packet, a binary one, or
+an event named like the protocol's own (``connect``, ``disconnect``...) closes the connection (``guard.py``).
 
 Client events, with the payloads of the original platform's browser code. Each answers through the Socket.IO ack;
 a refusal is also sent as an ``error`` event ``{"event": <name>, "error": {"code", "message"}}`` (the HTTP API's
