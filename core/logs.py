@@ -12,6 +12,16 @@ from typing import Any
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 # Never written, whatever a caller passes in ``extra``.
 _SECRET_FIELDS = {"token", "password", "secret", "authorization", "access_code", "accessCode", "api_key"}
+# A client chooses much of what is logged (an event name, a session id, a header): each value is cut to this many
+# characters, so one log line stays one screen however large the input. A traceback gets more room.
+MAX_FIELD_CHARS = 500
+MAX_EXCEPTION_CHARS = 8_000
+
+
+def _cut(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… [{len(value) - limit} more characters]"
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,13 +30,13 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _cut(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                line[key] = "[redacted]" if key in _SECRET_FIELDS else value
+                line[key] = "[redacted]" if key in _SECRET_FIELDS else _cut(value)
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = _cut(self.formatException(record.exc_info), MAX_EXCEPTION_CHARS)
         return json.dumps(line, default=str, ensure_ascii=False)
 
 

@@ -78,7 +78,9 @@ class Settings(BaseSettings):
     # The original platform's server options, with its values as defaults.
     socketio_ping_interval: float = Field(default=25.0, gt=0, le=300)
     socketio_ping_timeout: float = Field(default=60.0, gt=0, le=600)
-    socketio_max_message_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)
+    # Not the original's 1 MB: a client's largest message is a comment (1,080 characters, under 8 KB as JSON), and
+    # a polling POST carries at most 16 packets; every request may be held this large while it is read.
+    socketio_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=100_000_000)
     socketio_compression_threshold: int = Field(default=1024, ge=0)
     # The Socket.IO Admin UI (https://admin.socket.io), read-only; off unless asked for with real credentials.
     socketio_admin_ui: bool = False

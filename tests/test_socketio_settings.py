@@ -20,7 +20,7 @@ def test_the_server_takes_the_original_platforms_options_by_default() -> None:
     server = create_server(settings)
 
     assert (server.eio.ping_interval, server.eio.ping_timeout) == (25, 60)
-    assert server.eio.max_http_buffer_size == 1_000_000
+    assert server.eio.max_http_buffer_size == 64 * 1024  # smaller than the original's 1 MB: see settings.py
     assert server.eio.http_compression is True and server.eio.compression_threshold == 1024
     assert server.eio.cors_allowed_origins is None  # same origin only until CORS_ORIGINS says otherwise
     assert settings.socketio_path == "/api/socket" and settings.socketio_admin_ui is False

@@ -3,7 +3,15 @@
 Connecting: ``io(url, {path: "/api/socket", auth: {token}})`` with a guest or admin token from ``/api/auth/*``.
 Without a token the connection is a guest with no rights beyond public events; a bad or expired token is refused
 (``connect_error`` with ``message`` and ``data: {"error": {"code", "message"}}``). The token is verified again on
-every request below, so one that expires while connected stops working then.
+every request below, and at its ``exp`` the socket is sent ``error`` ``{"event": "auth", "error": {"code":
+"token_expired", ...}}`` and disconnected by the server (it leaves every room: nothing reaches it past ``exp``).
+A client that wants to stay connected sends ``auth:refresh`` ``{token}`` before then with a new token for the same
+identity (same ``sub`` and role, and every event of the old one; a connection without a token may add one); ack
+``{expiresAt}`` (Unix seconds), or ``token_mismatch`` for another identity: that is a new connection.
+
+Limits per connection (``joins.py``): 10 event rooms at once, joins at 1/s with bursts of 20, and a connection
+refused 20 times (joins past that rate, events no client may emit) is closed. A malformed packet, a binary one, or
+an event named like the protocol's own (``connect``, ``disconnect``...) closes the connection (``guard.py``).
 
 Client events, with the payloads of the original platform's browser code. Each answers through the Socket.IO ack;
 a refusal is also sent as an ``error`` event ``{"event": <name>, "error": {"code", "message"}}`` (the HTTP API's
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -35,11 +44,15 @@ from pydantic.alias_generators import to_camel
 from socketio.exceptions import ConnectionRefusedError as RefusedError
 
 from core import access, metrics, use_cases
+from core.access import EventRef
 from core.auth import Principal, verify_token
-from core.errors import ForbiddenError, InvalidInputError, UnauthorizedError, as_app_error
-from core.realtime.channels import ADMIN_CHANNEL, event_channel, is_valid_slug
+from core.errors import ForbiddenError, InvalidInputError, RateLimitedError, UnauthorizedError, as_app_error
+from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, event_channel, is_valid_slug
 from core.runtime import Runtime
 from core.schemas import CommentIn, MutationIdField, PhotoId
+from core.socketio_server.expiry import Expiries, expires_at
+from core.socketio_server.guard import close_session
+from core.socketio_server.joins import MAX_EVENT_ROOMS, Lookups, SocketBudget, access_key
 from core.socketio_server.presence import Presence
 
 log = logging.getLogger("hafi.socketio")
@@ -72,6 +85,13 @@ class CommentRequest(_Request, CommentIn):
 
 R = TypeVar("R", bound=_Request)
 
+EVENT_NAME_SHOWN = 64  # characters of a refused event's name that are logged and sent back
+
+
+def shortened(name: Any) -> str:
+    text = name if isinstance(name, str) else repr(name)
+    return text if len(text) <= EVENT_NAME_SHOWN else f"{text[:EVENT_NAME_SHOWN]}…"
+
 
 def _parse(model: type[R], data: Any) -> R:
     try:
@@ -95,6 +115,17 @@ def _error(exc: Exception) -> dict[str, str]:
     return {"code": "internal_error", "message": "Something went wrong on our side"}
 
 
+def _may_replace(held: Principal, new: Principal) -> bool:
+    """A refresh renews a session; it does not change who it is, nor drop an event a joined room may need."""
+    return new.subject == held.subject and new.role == held.role and new.events >= held.events
+
+
+@dataclass(frozen=True)
+class Credentials:
+    token: str
+    principal: Principal
+
+
 class ClientEvents:
     """The handlers of one server; ``register`` attaches them to its ``socketio.AsyncServer``."""
 
@@ -102,15 +133,21 @@ class ClientEvents:
         self._sio = sio
         self._runtime = runtime
         self._presence = presence
-        self._tokens: dict[str, str | None] = {}
+        self._credentials: dict[str, Credentials] = {}  # the sockets that connected with a token
+        self._expiries = Expiries(self._expired)
+        self._budgets: dict[str, SocketBudget] = {}
+        self._event_lookups: Lookups[EventRef] = Lookups()
 
     def register(self) -> None:
+        # A client's own event named "connect" or "disconnect" would run these too: the packet class refuses
+        # such events (guard.ClientPacket).
         self._sio.on("connect", self.connect)
         self._sio.on("disconnect", self.disconnect)
         for event, work in (
             ("join:event", self._join_event),
             ("leave:event", self._leave_event),
             ("join:admin", self._join_admin),
+            ("auth:refresh", self._refresh),
             ("photo:like", self._like),
             ("comment:new", self._comment),
         ):
@@ -128,23 +165,69 @@ class ClientEvents:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None:
             try:
-                self._verify(token)
+                principal = self._verify(token)
             except UnauthorizedError as exc:
                 metrics.incr("socketio_refused")
                 raise RefusedError(exc.message, {"error": {"code": exc.code, "message": exc.message}}) from None
-        self._tokens[sid] = token
+            self._hold(sid, Credentials(token, principal))
         self._presence.connected(sid)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
-        self._tokens.pop(sid, None)
+        self._credentials.pop(sid, None)
+        self._budgets.pop(sid, None)
+        self._expiries.cancel(sid)
         self._presence.disconnected(sid)
 
-    async def refuse(self, event: str, sid: str, *args: Any) -> Answer:
-        """Clients never publish: any event we do not serve is refused, whatever its name."""
-        log.warning("refused client event", extra={"event": event, "sid": sid})
+    def _hold(self, sid: str, credentials: Credentials) -> None:
+        self._credentials[sid] = credentials
+        self._expiries.set(sid, expires_at(credentials.token))
+
+    async def _expired(self, sid: str) -> None:
+        """At the token's ``exp`` the socket leaves every room and the server: told why, then disconnected."""
+        error = {"code": "token_expired", "message": "The token has expired; ask for a new one"}
+        await self._sio.emit(ERROR_EVENT, {"event": "auth", "error": error}, to=sid, ignore_queue=True)
+        await self._sio.disconnect(sid, ignore_queue=True)
+
+    async def _refresh(self, sid: str, data: Any) -> Answer:
+        """A new token for the same identity keeps the connection (and its rooms) past the old one's ``exp``."""
+        principal = self._verify(data.get("token") if isinstance(data, dict) else None)
+        token: str = data["token"]
+        held = self._credentials.get(sid)
+        if held is not None and not _may_replace(held.principal, principal):
+            raise ForbiddenError(
+                "token_mismatch", "A refreshed token must be for the same identity and its events; reconnect instead"
+            )
+        self._hold(sid, Credentials(token, principal))
+        return {"expiresAt": expires_at(token)}
+
+    async def aclose(self) -> None:
+        await self._expiries.aclose()
+
+    async def refuse(self, event: Any, sid: str, *args: Any) -> Answer:
+        """Clients never publish: any event we do not serve is refused, whatever its name (which a hostile client
+        makes as long as a message may be: only its start is logged and sent back)."""
+        name = shortened(event)
+        budget = self._budget(sid)
+        if budget.exhausted or not self._sio.manager.is_connected(sid, "/"):
+            return {}  # handed over before its connection was closed for a flood: nobody to tell, nothing to log
+        budget.refused()
+        log.warning("refused client event", extra={"event": name, "sid": sid})
+        await self._disconnect_if_exhausted(sid)
         return await self._answer(
-            sid, event, lambda: self._forbid(f"Clients cannot emit {event!r}; actions go through requests")
+            sid, name, lambda: self._forbid(f"Clients cannot emit {name!r}; actions go through requests")
         )
+
+    def _budget(self, sid: str) -> SocketBudget:
+        return self._budgets.setdefault(sid, SocketBudget())
+
+    async def _disconnect_if_exhausted(self, sid: str) -> None:
+        """Closes the whole connection, not the namespace: engine.io would go on reading (and python-socketio
+        logging) every packet the client still sends."""
+        budget = self._budgets.get(sid)
+        eio_sid = self._sio.manager.eio_sid_from_sid(sid, "/")
+        if budget is not None and budget.exhausted and eio_sid is not None:
+            log.warning("too many refusals; closing the connection", extra={"sid": sid})
+            await close_session(self._sio, eio_sid)
 
     async def _forbid(self, message: str) -> Answer:
         raise ForbiddenError("client_event_refused", message)
@@ -155,8 +238,8 @@ class ClientEvents:
         return verify_token(token, self._runtime.settings)
 
     def _principal(self, sid: str) -> Principal | None:
-        token = self._tokens.get(sid)
-        return None if token is None else self._verify(token)
+        held = self._credentials.get(sid)
+        return None if held is None else self._verify(held.token)
 
     def _caller(self, sid: str) -> Principal:
         principal = self._principal(sid)
@@ -175,11 +258,25 @@ class ClientEvents:
         return {"error": error}
 
     async def _join_event(self, sid: str, data: Any) -> Answer:
-        event = await access.event_visible_to(self._runtime, self._principal(sid), _slug(data))
-        room = event_channel(event.slug)
+        if not self._budget(sid).take():
+            await self._disconnect_if_exhausted(sid)
+            raise RateLimitedError(retry_after_seconds=1)
+        principal, slug = self._principal(sid), _slug(data)
+        room = event_channel(slug)
+        if room not in self._sio.rooms(sid) and len(self._event_rooms(sid)) >= MAX_EVENT_ROOMS:
+            raise ForbiddenError("too_many_rooms", f"A connection may follow at most {MAX_EVENT_ROOMS} events")
+        event = await self._event_lookups.get(access_key(principal, slug), lambda: self._visible_event(principal, slug))
+        if not self._sio.manager.is_connected(sid, "/"):
+            return {"room": room}  # it left while we looked: nothing to join, nothing to tell
         await self._sio.enter_room(sid, room)
         self._presence.joined(sid, room)
         return {"room": room, "eventSlug": event.slug, "count": self._presence.count(room)}
+
+    async def _visible_event(self, principal: Principal | None, slug: str) -> EventRef:
+        return await access.event_visible_to(self._runtime, principal, slug)
+
+    def _event_rooms(self, sid: str) -> list[str]:
+        return [room for room in self._sio.rooms(sid) if room.startswith(EVENT_PREFIX)]
 
     async def _leave_event(self, sid: str, data: Any) -> Answer:
         room = event_channel(_slug(data))

@@ -20,6 +20,7 @@ from core import metrics
 from core.realtime.socketio import SocketIOProvider
 from core.runtime import Runtime, build_runtime
 from core.settings import Settings
+from core.socketio_server.guard import ClientPacket, PollingGuard, close_on_malformed_packets, library_logger
 from core.socketio_server.handlers import ClientEvents
 from core.socketio_server.presence import Presence
 
@@ -43,8 +44,9 @@ def create_server(settings: Settings) -> Any:
         manager = socketio.AsyncRedisManager(
             settings.socketio_redis, channel=settings.socketio_redis_channel, logger=log
         )
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="asgi",
+        serializer=ClientPacket,
         client_manager=manager,
         cors_allowed_origins=_allowed_origins(settings),
         ping_interval=settings.socketio_ping_interval,
@@ -52,9 +54,11 @@ def create_server(settings: Settings) -> Any:
         max_http_buffer_size=settings.socketio_max_message_bytes,
         http_compression=True,
         compression_threshold=settings.socketio_compression_threshold,
-        logger=False,
-        engineio_logger=False,
+        logger=library_logger("server"),
+        engineio_logger=library_logger("engine"),
     )
+    close_on_malformed_packets(sio)
+    return sio
 
 
 @dataclass
@@ -62,17 +66,21 @@ class SocketNode:
     sio: Any
     runtime: Runtime
     presence: Presence
+    events: ClientEvents
 
     def asgi_app(self, other_app: ASGIApp | None = None, *, standalone: bool = False) -> ASGIApp:
         """``SOCKETIO_PATH`` to Socket.IO and everything else to ``other_app`` (the API in ``dev``) or to a
         ``/health`` answer; ``standalone`` makes the app close the node at shutdown (otherwise its owner does)."""
+        settings = self.runtime.settings
         app: ASGIApp = socketio.ASGIApp(
             self.sio,
             other_asgi_app=other_app or self._health,
-            socketio_path=self.runtime.settings.socketio_path,
+            socketio_path=settings.socketio_path,
             on_shutdown=self.aclose if standalone else None,
         )
-        return app
+        return PollingGuard(
+            app, self.sio, path=settings.socketio_path, max_body_bytes=settings.socketio_max_message_bytes
+        )
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,6 +97,7 @@ class SocketNode:
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
     async def aclose(self) -> None:
+        await self.events.aclose()
         await self.presence.aclose()
         await self.runtime.aclose()
 
@@ -106,7 +115,8 @@ def build_node(settings: Settings, *, engine: AsyncEngine | None = None) -> Sock
         metrics.incr("socketio_messages_sent")
 
     presence = Presence(announce)
-    ClientEvents(sio, runtime, presence).register()
+    events = ClientEvents(sio, runtime, presence)
+    events.register()
     metrics.register_gauge("socketio_connected_clients", lambda: presence.connected_clients)
     metrics.register_gauge("socketio_rooms", lambda: presence.room_count)
     if settings.socketio_admin_ui:
@@ -119,4 +129,4 @@ def build_node(settings: Settings, *, engine: AsyncEngine | None = None) -> Sock
             mode="production",
             read_only=True,
         )
-    return SocketNode(sio, runtime, presence)
+    return SocketNode(sio, runtime, presence, events)

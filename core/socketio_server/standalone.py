@@ -8,6 +8,12 @@ from core.logs import configure_logging
 from core.settings import Settings, SettingsError
 from core.socketio_server.server import build_node
 
+# At SIGTERM uvicorn waits for open requests; a long poll only ends at the next ping (25 s), and a process manager
+# kills after 10 s (compose) or 90 s (systemd). Requests still open after this are cut; clients reconnect elsewhere.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+# Bytes of framing a websocket message may add to the largest packet engine.io accepts.
+WEBSOCKET_FRAME_SLACK = 1024
+
 
 def check_settings(settings: Settings) -> None:
     """A standalone node needs Redis (it is how the API functions reach it) and the database (joins are checked
@@ -32,4 +38,8 @@ def run_socketio(*, settings: Settings, host: str, port: int) -> None:
         ws="websockets-sansio",
         log_level="warning",
         proxy_headers=True,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # A larger message is refused while it arrives, not after the websocket library has held it whole (its
+        # default allows 16 MiB).
+        ws_max_size=settings.socketio_max_message_bytes + WEBSOCKET_FRAME_SLACK,
     )

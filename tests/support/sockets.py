@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -141,3 +142,34 @@ def socketio_process(port: int, env: dict[str, str]) -> Iterator[subprocess.Pope
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+RECORD_SEPARATOR = "\x1e"  # between packets of one long-polling payload (Engine.IO v4)
+
+
+@dataclass
+class Polling:
+    """An Engine.IO long-polling session spoken by hand, to send what no well-behaved client would."""
+
+    http: httpx.AsyncClient
+    path: str = "/api/socket/"
+    sid: str = ""
+
+    async def open(self, *, token: str | None = None) -> str:
+        """Opens the session and the default namespace; returns the namespace's CONNECT answer."""
+        response = await self.http.get(self.path, params={"EIO": "4", "transport": "polling"})
+        assert response.status_code == 200 and response.text.startswith("0"), response.text
+        self.sid = json.loads(response.text[1:])["sid"]
+        await self.post("40" + (json.dumps({"token": token}) if token else ""))
+        return (await self.receive())[0]
+
+    async def post(self, *packets: str) -> httpx.Response:
+        return await self.http.post(self.path, params=self.query(), content=RECORD_SEPARATOR.join(packets))
+
+    async def receive(self) -> list[str]:
+        response = await self.http.get(self.path, params=self.query())
+        assert response.status_code == 200, response.text
+        return response.text.split(RECORD_SEPARATOR)
+
+    def query(self) -> dict[str, str]:
+        return {"EIO": "4", "transport": "polling", "sid": self.sid}
