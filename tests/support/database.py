@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.migrations import upgrade
 from tests.support.environment import DATABASE_SERVER_URL
 
-TABLES = "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits"
+TABLES = "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits, provider_health"
 
 
 async def empty_tables(engine: AsyncEngine) -> None:
