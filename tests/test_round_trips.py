@@ -95,3 +95,24 @@ async def test_a_repeated_like_changes_nothing_and_publishes_nothing(single_conn
     # ping, BEGIN, rate limit, lookup, like (no row), read the count, COMMIT
     assert len(trips) == 7, "\n".join(trips)
     assert not any("outbox" in trip for trip in trips)
+
+
+async def test_a_like_while_the_provider_is_failing_and_its_probe_not_due_still_takes_eight(
+    single_connection_api: Api,
+) -> None:
+    api = single_connection_api
+    provider = api.runtime.provider
+    assert isinstance(provider, MemoryProvider)
+    photo_a, photo_b = await api.event("wedding")
+    guest = await api.guest()
+    provider.failure = ConnectionRefusedError("down")
+    await api.client.post(f"/api/photos/{photo_a}/like", headers=bearer(guest))  # finds it failing
+
+    async with wire_trace(api) as trips:
+        response = await api.client.post(f"/api/photos/{photo_b}/like", headers=bearer(guest))
+
+    assert response.status_code == 200
+    # Instead of marking the events published, one statement asks for the provider's probe and, not getting it,
+    # hands the events to the relay; the provider is not called.
+    assert len(trips) == 8, "\n".join(trips)
+    assert "provider_health" in trips[-1] and "UPDATE outbox SET next_attempt_at" in trips[-1]

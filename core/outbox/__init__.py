@@ -2,7 +2,8 @@
 commit, and kept as the per-channel log that ``/updates`` reads.
 
 - ``store``: writing messages inside the caller's transaction, numbered per channel;
-- ``publishing``: one publish attempt of messages a publisher holds, and its bookkeeping (published, backoff, parked);
+- ``publishing``: one publish attempt of messages a publisher holds, and its bookkeeping (published, backoff, parked,
+  the provider's health and its probe);
 - ``relay``: claiming what requests left pending and publishing it (the scheduled function, ``hafi-realtime relay``);
 - ``event_log``: the reads behind ``/updates`` and a page's starting ``seq``;
 - ``operations``: what operators look at and do (counts, re-queueing parked messages).

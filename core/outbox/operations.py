@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.models import OutboxMessage
+from core.models import OutboxMessage, ProviderHealth
 
 
 async def retry_parked(conn: AsyncConnection) -> int:
@@ -43,4 +43,41 @@ async def stats(conn: AsyncConnection) -> dict[str, Any]:
         "pending": row.pending,
         "parked": row.parked,
         "oldestPendingAgeSeconds": round((row.now - oldest).total_seconds(), 3) if oldest else None,
+        # The outbox drains only while its provider answers: a failing one is why ``pending`` grows.
+        "providers": await providers(conn),
     }
+
+
+_PUBLIC_ERROR_LIMIT = 200
+
+
+def _provider_status(row: Any) -> dict[str, Any]:
+    """A provider's health as operators and uptime checks see it; no row means it never failed."""
+
+    def iso(moment: Any) -> str | None:
+        return moment.isoformat() if moment else None
+
+    failing = row.failing_since is not None
+    return {
+        "status": "failing" if failing else "ok",
+        "failingSince": iso(row.failing_since),
+        "consecutiveFailures": row.consecutive_failures or 0,
+        "nextProbeAt": iso(row.next_probe_at) if failing else None,
+        "lastError": (row.last_error or "")[:_PUBLIC_ERROR_LIMIT] or None if failing else None,
+        "lastSuccessAt": iso(row.last_success_at),
+        "lastFailureAt": iso(row.last_failure_at),
+    }
+
+
+async def provider_status(conn: AsyncConnection, provider: str) -> dict[str, Any]:
+    """The database's liveness and the provider's health in one primary-key lookup (the outer row always exists)."""
+    health = ProviderHealth.__table__
+    alive = select(literal(1).label("alive")).subquery()
+    row = (await conn.execute(select(health).select_from(alive.outerjoin(health, health.c.provider == provider)))).one()
+    return _provider_status(row)
+
+
+async def providers(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
+    """Every provider's health (one row per provider ever configured that failed once): for ``/api/metrics``."""
+    rows = await conn.execute(select(ProviderHealth.__table__).order_by(ProviderHealth.provider))
+    return {row.provider: _provider_status(row) for row in rows}

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core import idempotency, ratelimit
 from core.logs import configure_logging
 from core.models import OutboxMessage
-from core.outbox.publishing import publish
+from core.outbox.publishing import may_publish, publish_cleared
 from core.outbox.store import row_to_message
 from core.realtime.base import RealtimeProvider
 from core.runtime import Runtime
@@ -76,23 +76,28 @@ _PRUNE_LIMIT = 10_000
 async def relay(
     engine: AsyncEngine, provider: RealtimeProvider, settings: Settings, *, max_batches: int = 50
 ) -> RelayResult:
-    """Publishes due pending events until none are left (or ``max_batches`` ran), one provider call per batch."""
+    """Publishes due pending events until none are left (or ``max_batches`` ran), one provider call per batch.
+
+    While the provider is failing the relay claims nothing, unless it takes the provider's due probe: its first
+    batch is then the probe, and when that succeeds it goes on draining the backlog at once.
+    """
     result = RelayResult()
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        for _ in range(max_batches):
+        batches = max_batches if await may_publish(conn, provider, settings) else 0
+        for _ in range(batches):
             rows = await claim_pending(
                 conn, limit=settings.relay_batch_size, lease_seconds=settings.outbox_lease_seconds
             )
             if not rows:
                 break
             result.batches += 1
-            outcome = await publish(conn, provider, rows, settings)
+            outcome = await publish_cleared(conn, provider, rows, settings)
             result.published += len(outcome.published)
             result.failed += len(outcome.failed)
             result.parked += len(outcome.parked)
             if outcome.error:
-                break  # the provider is failing: leave the rest to their backoff instead of hammering it
+                break  # failing or rejecting: leave the rest to the provider's probe or the rows' backoff
         await ratelimit.prune(conn)
         await idempotency.prune(conn)
         pruned = await conn.execute(_PRUNE, {"days": settings.outbox_retention_days, "limit": _PRUNE_LIMIT})

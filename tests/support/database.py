@@ -17,7 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.migrations import upgrade
 from tests.support.environment import DATABASE_SERVER_URL
 
-TABLES = "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits, idempotent_requests"
+TABLES = (
+    "likes, comments, photos, events, admins, outbox, channel_sequences, rate_limits, idempotent_requests, "
+    "provider_health"
+)
 
 
 async def empty_tables(engine: AsyncEngine) -> None:

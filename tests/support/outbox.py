@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from core.models import OutboxMessage
+from core.models import OutboxMessage, ProviderHealth
 from core.runtime import Runtime
 
 
@@ -17,6 +17,12 @@ async def outbox_rows(runtime: Runtime) -> list[Any]:
 
 
 async def make_due(runtime: Runtime) -> None:
-    """What the passing of a lease or a backoff would do: the relay may take every pending row now."""
+    """What the passing of a lease or a backoff would do: the relay may take every pending row now, and a failing
+    provider's next probe is due."""
     async with runtime.engine.begin() as conn:
         await conn.execute(update(OutboxMessage).values(next_attempt_at=OutboxMessage.created_at))
+        await conn.execute(
+            update(ProviderHealth)
+            .where(ProviderHealth.next_probe_at.is_not(None))
+            .values(next_probe_at=ProviderHealth.last_failure_at)
+        )
