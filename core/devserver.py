@@ -81,6 +81,8 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
     os.environ.setdefault("DB_POOL_SIZE", "10")
     # Live with no accounts: our own Socket.IO server, in this process, unless another provider is asked for.
     os.environ.setdefault("REALTIME_PROVIDER", "socketio")
+    # Only this command may serve without JWT_SECRET: a random one per start (tokens end with the process).
+    os.environ.setdefault("JWT_SECRET", secrets.token_hex(32))
     settings = get_settings()
     upgrade(settings.require_database_url())
     dev = build_dev_app(settings)

@@ -123,7 +123,8 @@ async def test_a_protected_event_opens_only_to_tokens_that_carry_its_code(api: A
     assert unlocked.json()["sessionId"] == jwt.decode(stranger, options={"verify_signature": False})["sub"]
     assert view.status_code == 200
     assert liked.status_code == 200
-    assert unknown.status_code == 404
+    # An unknown slug is refused as a wrong code is: the answer does not tell which slugs are protected events.
+    assert unknown.status_code == 403 and unknown.json() == wrong_code.json()
     assert [e.name for e in provider.published] == ["photo:liked"]
 
 

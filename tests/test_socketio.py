@@ -106,7 +106,7 @@ async def test_a_bad_or_expired_token_is_refused_at_connect_and_no_token_is_a_gu
             "iat": now - 7200,
             "exp": now - 3600,
         },
-        socket_settings.jwt_secret.get_secret_value(),
+        socket_settings.require_jwt_secret(),
         algorithm="HS256",
     )
     forged = jwt.encode({"sub": "admin:1", "role": "ADMIN"}, "not-our-secret-but-long-enough-for-hs256", "HS256")

@@ -11,10 +11,13 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from core.actions import read
+from core.api.client_address import client_address
 from core.auth import Principal, verify_token
 from core.errors import BadRequestError, ForbiddenError, UnauthorizedError
 from core.events import MUTATION_ID_PATTERN
 from core.runtime import Runtime
+from core.services.accounts import check_admin_token
 
 _bearer = HTTPBearer(auto_error=False, description="A guest or admin token from /api/auth/*")
 _MUTATION_ID = re.compile(MUTATION_ID_PATTERN)
@@ -38,6 +41,9 @@ async def optional_principal(
             raise UnauthorizedError("invalid_token", "The Authorization header must be 'Bearer <token>'")
         return None
     principal = verify_token(credentials.credentials, runtime.settings)
+    if principal.is_admin:
+        async with read(runtime) as conn:
+            await check_admin_token(conn, principal)
     request.state.role = principal.role
     return principal
 
@@ -75,5 +81,9 @@ async def mutation_id(x_mutation_id: Annotated[str | None, Header()] = None) -> 
 MutationId = Annotated[str | None, Depends(mutation_id)]
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+async def caller_address(request: Request, runtime: RuntimeDep) -> str:
+    """The client's address as the deployment's edge vouches for it (``CLIENT_ADDRESS_SOURCE``)."""
+    return client_address(request, runtime.settings.client_address_source)
+
+
+CallerAddress = Annotated[str, Depends(caller_address)]
