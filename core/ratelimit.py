@@ -83,8 +83,8 @@ _ADMIT = text(
 # Takes back one admitted attempt (the one made at :at) from each key: a credential check that turned out right.
 _GIVE_BACK = text(
     """
-    UPDATE rate_limits SET attempts =
-        attempts[1 : array_position(attempts, :at) - 1] || attempts[array_position(attempts, :at) + 1 : cardinality(attempts)]
+    UPDATE rate_limits SET attempts = attempts[1 : array_position(attempts, :at) - 1]
+        || attempts[array_position(attempts, :at) + 1 : cardinality(attempts)]
     WHERE key = ANY(:keys) AND :at = ANY(attempts)
     """
 ).bindparams(bindparam("keys", type_=ARRAY(String())), bindparam("at", type_=DateTime(timezone=True)))

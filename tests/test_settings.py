@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from core.settings import PUBLIC_JWT_SECRET, Settings, SettingsError, load_settings
+from core.settings import Settings, SettingsError, load_settings
 
 STRONG = "0123456789abcdef" * 4
 
