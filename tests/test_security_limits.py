@@ -196,3 +196,24 @@ async def test_a_venue_of_500_guests_behind_one_address_is_never_refused(api: Ap
     assert results == [(200, 200, 200)] * guests
     async with api.runtime.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(Like)) == guests
+
+
+async def test_answers_do_not_tell_protected_events_or_their_photos_from_unknown_ones(api: Api) -> None:
+    protected_photo, _ = await api.event("private-party", access_code=CODE)
+    await api.event("open-day")
+    guest = await api.guest()
+
+    def answer(response: httpx.Response) -> tuple[int, str]:
+        return response.status_code, response.json()["error"]["code"]
+
+    async def probe(method: str, path: str, **kwargs: Any) -> tuple[int, str]:
+        return answer(await api.client.request(method, path, headers=bearer(guest), **kwargs))
+
+    assert await probe("GET", "/api/events/private-party") == await probe("GET", "/api/events/no-such-party")
+    assert await probe("GET", "/api/events/private-party/updates") == await probe("GET", "/api/events/nope/updates")
+    for method, suffix in (("POST", "like"), ("DELETE", "like"), ("GET", "comments")):
+        assert await probe(method, f"/api/photos/{protected_photo}/{suffix}") == (404, "photo_not_found")
+        assert await probe(method, f"/api/photos/424242/{suffix}") == (404, "photo_not_found")
+    known = await probe("POST", "/api/auth/guest", json={"eventSlug": "private-party", "accessCode": "wrong-code"})
+    unknown = await probe("POST", "/api/auth/guest", json={"eventSlug": "no-such-party", "accessCode": "wrong-code"})
+    assert known == unknown == (403, "invalid_access_code")

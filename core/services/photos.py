@@ -1,4 +1,6 @@
-"""Looking up an event or photo the way every service must: unknown is 404, not allowed is 403."""
+"""Looking up an event or photo the way every service must: unknown, and protected without its access code, are
+the same 404, so that answers do not tell which slugs are protected events or which photo ids exist in them (a 403
+would; RFC 9110 lets a server answer 404 to hide that a resource exists)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.auth import Principal
-from core.errors import ForbiddenError, NotFoundError
+from core.errors import NotFoundError
 from core.models import Event, Photo
 from core.realtime.channels import can_see_event
 
@@ -28,9 +30,10 @@ class EventRef:
     protected: bool
 
 
-def _check_access(principal: Principal | None, slug: str, protected: bool) -> None:
-    if not can_see_event(principal, slug, protected=protected):
-        raise ForbiddenError("access_code_required", f"Event {slug!r} needs its access code (POST /api/auth/guest)")
+def _event_not_found(slug: str) -> NotFoundError:
+    return NotFoundError(
+        "event_not_found", f"No event {slug!r}, or it is protected: unlock it with its code (POST /api/auth/guest)"
+    )
 
 
 # Built once: every action starts with one of these lookups.
@@ -46,15 +49,13 @@ _EVENT = select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not
 
 async def visible_photo(conn: AsyncConnection, principal: Principal | None, photo_id: int) -> PhotoRef:
     row = (await conn.execute(_PHOTO, {"photo_id": photo_id})).one_or_none()
-    if row is None:
+    if row is None or not can_see_event(principal, row.slug, protected=row.protected):
         raise NotFoundError("photo_not_found", f"No photo {photo_id}")
-    _check_access(principal, row.slug, row.protected)
     return PhotoRef(id=row.id, event_id=row.event_id, event_slug=row.slug)
 
 
 async def visible_event(conn: AsyncConnection, principal: Principal | None, slug: str) -> EventRef:
     row = (await conn.execute(_EVENT, {"slug": slug})).one_or_none()
-    if row is None:
-        raise NotFoundError("event_not_found", f"No event {slug!r}")
-    _check_access(principal, row.slug, row.protected)
+    if row is None or not can_see_event(principal, row.slug, protected=row.protected):
+        raise _event_not_found(slug)
     return EventRef(id=row.id, slug=row.slug, title=row.title, protected=row.protected)

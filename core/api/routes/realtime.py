@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/realtime", tags=["realtime"])
 
 async def grant_including(runtime: Runtime, principal: Principal, event_slug: str | None) -> ChannelGrant:
     """The caller's grant: the events its token carries, plus ``event_slug`` where the caller may see that event
-    (404 unknown, 403 protected and not unlocked)."""
+    (404 unknown, or protected and not unlocked)."""
     public: list[str] = []
     if event_slug:
         if not is_valid_slug(event_slug):
