@@ -40,6 +40,15 @@ def test_serving_without_app_env_and_jwt_secret_refuses_to_start_and_names_the_s
     assert "JWT_SECRET must be set" in result.stderr
 
 
+def test_a_socketio_node_refuses_to_start_without_the_secret() -> None:
+    env = {"DATABASE_URL": "postgresql://db/app", "SOCKETIO_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(
+        [hafi_realtime(), "socketio", "--port", "1"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "JWT_SECRET must be set" in result.stderr
+
+
 def test_the_app_refuses_to_be_built_without_a_secret_outside_tests() -> None:
     development = load_settings(app_env="development", database_url="postgresql://db/app")
     runtime = build_runtime(development)
