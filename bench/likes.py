@@ -91,7 +91,11 @@ def _cold_import_ms(runs: int) -> dict[str, float]:
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-c", "import functions.api"],
-            env={"DATABASE_URL": "postgresql://localhost/none", "PATH": "/usr/bin"},
+            env={
+                "DATABASE_URL": "postgresql://localhost/none",
+                "JWT_SECRET": "bench-secret-0123456789-0123456789-01",
+                "PATH": "/usr/bin",
+            },
             check=True,
         )
         samples.append((time.perf_counter() - started) * 1000)

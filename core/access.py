@@ -1,8 +1,10 @@
 """Who may see what: the one place access is decided, for HTTP reads, actions, and every provider's subscriptions.
 
 A public event is open to anyone; a protected one to admins and to guests whose token carries it (unlocked with
-its access code). The admin channel is for admins only. Looking up an event or photo answers 404 where it does
-not exist and 403 where the caller may not see it.
+its access code). The admin channel is for admins only. Looking up an event or photo answers the same 404 where
+it does not exist and where it is protected and not unlocked, so that answers do not tell which slugs are
+protected events or which photo ids exist in them (a 403 would; RFC 9110 lets a server answer 404 to hide that a
+resource exists).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.auth import Principal
-from core.errors import ForbiddenError, InvalidInputError, NotFoundError
+from core.errors import InvalidInputError, NotFoundError
 from core.models import Event, Photo
 from core.realtime.base import ChannelGrant
 from core.realtime.channels import ADMIN_CHANNEL, event_channel, is_valid_slug, parse_channel
@@ -42,9 +44,10 @@ def can_see_event(principal: Principal | None, slug: str, *, protected: bool) ->
     return principal is not None and (principal.is_admin or slug in principal.events)
 
 
-def _check_access(principal: Principal | None, slug: str, protected: bool) -> None:
-    if not can_see_event(principal, slug, protected=protected):
-        raise ForbiddenError("access_code_required", f"Event {slug!r} needs its access code (POST /api/auth/guest)")
+def _event_not_found(slug: str) -> NotFoundError:
+    return NotFoundError(
+        "event_not_found", f"No event {slug!r}, or it is protected: unlock it with its code (POST /api/auth/guest)"
+    )
 
 
 # Built once: every action starts with one of these lookups.
@@ -60,17 +63,15 @@ _EVENT = select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not
 
 async def visible_photo(conn: AsyncConnection, principal: Principal | None, photo_id: int) -> PhotoRef:
     row = (await conn.execute(_PHOTO, {"photo_id": photo_id})).one_or_none()
-    if row is None:
+    if row is None or not can_see_event(principal, row.slug, protected=row.protected):
         raise NotFoundError("photo_not_found", f"No photo {photo_id}")
-    _check_access(principal, row.slug, row.protected)
     return PhotoRef(id=row.id, event_slug=row.slug)
 
 
 async def visible_event(conn: AsyncConnection, principal: Principal | None, slug: str) -> EventRef:
     row = (await conn.execute(_EVENT, {"slug": slug})).one_or_none()
-    if row is None:
-        raise NotFoundError("event_not_found", f"No event {slug!r}")
-    _check_access(principal, row.slug, row.protected)
+    if row is None or not can_see_event(principal, row.slug, protected=row.protected):
+        raise _event_not_found(slug)
     return EventRef(id=row.id, slug=row.slug, title=row.title, protected=row.protected)
 
 
@@ -85,8 +86,7 @@ def may_receive_admin(principal: Principal | None) -> bool:
 
 
 async def may_subscribe(runtime: Runtime, principal: Principal | None, logical_channel: str) -> bool:
-    """Whether ``principal`` may receive ``logical_channel``; an unknown event is refused like a forbidden one, so
-    the answer tells nothing about which slugs exist."""
+    """Whether ``principal`` may receive ``logical_channel``."""
     channel = parse_channel(logical_channel)
     if channel is None:
         return False
@@ -94,7 +94,7 @@ async def may_subscribe(runtime: Runtime, principal: Principal | None, logical_c
         return may_receive_admin(principal)
     try:
         await event_visible_to(runtime, principal, channel.event_slug)
-    except (NotFoundError, ForbiddenError):
+    except NotFoundError:
         return False
     return True
 
@@ -110,8 +110,7 @@ def grant_for(principal: Principal, public_slugs: Iterable[str] = ()) -> Channel
 
 
 async def grant_including(runtime: Runtime, principal: Principal, event_slug: str | None) -> ChannelGrant:
-    """The caller's grant plus ``event_slug`` where the caller may see that event (404 unknown, 403 protected and
-    not unlocked)."""
+    """The caller's grant plus ``event_slug`` where the caller may see that event (else 404)."""
     public: list[str] = []
     if event_slug:
         if not is_valid_slug(event_slug):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import uuid
@@ -18,6 +20,8 @@ from core.errors import UnauthorizedError
 from core.settings import Settings
 
 Role = Literal["GUEST", "ADMIN"]
+
+log = logging.getLogger("hafi.auth")
 
 # scrypt at n=2**14, r=8 is the cost OWASP lists as a floor for interactive logins (about 16 MiB, tens of ms).
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -33,6 +37,8 @@ class Principal:
     subject: str
     events: frozenset[str] = frozenset()
     email: str | None = None
+    # An admin's token carries the admin row's token version; a password change raises it (revoking the token).
+    token_version: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -60,14 +66,17 @@ def issue_token(principal: Principal, settings: Settings) -> tuple[str, int]:
         claims["events"] = sorted(principal.events)
     if principal.email:
         claims["email"] = principal.email
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256"), ttl
+    if principal.token_version is not None:
+        claims["ver"] = principal.token_version
+    return jwt.encode(claims, settings.require_jwt_secret(), algorithm="HS256"), ttl
 
 
 def verify_token(token: str, settings: Settings) -> Principal:
+    """The token's principal; an admin's is still to be checked against its row (``accounts.check_admin_token``)."""
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            settings.require_jwt_secret(),
             algorithms=["HS256"],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
@@ -76,12 +85,26 @@ def verify_token(token: str, settings: Settings) -> Principal:
     except jwt.ExpiredSignatureError:
         raise UnauthorizedError("token_expired", "The token has expired; ask for a new one") from None
     except jwt.PyJWTError as exc:
-        raise UnauthorizedError("invalid_token", f"The token is not valid: {exc}") from None
+        # Why it failed is for our log, not for whoever sent it.
+        log.info("token refused", extra={"reason": str(exc)[:200]})
+        raise UnauthorizedError("invalid_token", "The token is not valid") from None
     role = claims.get("role")
     events = claims.get("events", [])
-    if role not in ("GUEST", "ADMIN") or not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-        raise UnauthorizedError("invalid_token", "The token's claims are malformed")
-    return Principal(role=role, subject=str(claims["sub"]), events=frozenset(events), email=claims.get("email"))
+    version = claims.get("ver")
+    if (
+        role not in ("GUEST", "ADMIN")
+        or not isinstance(events, list)
+        or not all(isinstance(e, str) for e in events)
+        or (role == "ADMIN" and (not isinstance(version, int) or isinstance(version, bool)))
+    ):
+        raise UnauthorizedError("invalid_token", "The token is not valid")
+    return Principal(
+        role=role,
+        subject=str(claims["sub"]),
+        events=frozenset(events),
+        email=claims.get("email"),
+        token_version=version if role == "ADMIN" else None,
+    )
 
 
 def hash_secret(secret: str) -> str:
@@ -111,6 +134,16 @@ def verify_secret(secret: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
+
+
+async def hash_secret_off_loop(secret: str) -> str:
+    """``hash_secret`` in a worker thread: a scrypt takes tens of ms, which on the event loop would stall every other
+    request of the process (hashlib releases the GIL while it runs)."""
+    return await asyncio.to_thread(hash_secret, secret)
+
+
+async def verify_secret_off_loop(secret: str, stored: str) -> bool:
+    return await asyncio.to_thread(verify_secret, secret, stored)
 
 
 @functools.cache

@@ -160,6 +160,8 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
         standin = make_standin(provider)
         overrides = standin.settings(host=host, port=standin_port)
         os.environ.update({name.upper(): str(value) for name, value in overrides.items()})
+    # Only this command may serve without JWT_SECRET: a random one per start (tokens end with the process).
+    os.environ.setdefault("JWT_SECRET", secrets.token_hex(32))
     settings = get_settings()
     upgrade(settings.require_database_url())
     dev = build_dev_app(settings)

@@ -91,6 +91,8 @@ class Admin(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
+    # Carried in the admin's tokens; raised when the password is set again, which revokes the tokens issued before.
+    token_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -131,13 +133,14 @@ class OutboxMessage(Base):
 
 
 class RateLimit(Base):
-    """The times of an identity's attempts in the last minute, oldest first; functions are stateless, so they live
-    here (see core.ratelimit)."""
+    """The times of a key's attempts within its window, oldest first; functions are stateless, so they live here
+    (see core.ratelimit)."""
 
     __tablename__ = "rate_limits"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+    window_seconds: Mapped[int] = mapped_column(Integer, server_default=text("60"))
 
 
 class IdempotentRequest(Base):

@@ -1,53 +1,105 @@
-"""Sliding one-minute limits on actions per identity, kept in Postgres (a stateless function has no memory).
+"""Sliding-window limits kept in Postgres (a stateless function has no memory): actions per identity and per client
+address, identities minted per address, credential checks and failures.
 
-Each identity has one row holding the times of its attempts in the last minute, at most ``limit + 1`` of them: enough
-to tell that the limit is passed, and small (under 1 KB). A sliding window has no edge at which a fresh minute lets a
-second burst through, and the row never grows however hard a client hammers."""
+Each key has one row holding the times of its admitted attempts within its window, at most ``limit`` of them. An
+attempt is admitted, and its time appended, only while fewer than ``limit`` are in the window; the check and the
+append are one statement under the row's lock, so concurrent attempts cannot all slip under the limit. A refused
+attempt writes nothing, so the row never grows however hard a client hammers, and there is room again once the
+oldest admitted attempt leaves the window. A sliding window has no edge at which a fresh minute lets a second burst
+through."""
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import DateTime, Integer, String
 
 from core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from core.settings import Settings
 
-# A refused attempt is not recorded (its transaction rolls back; failed credentials are not checked once refused),
-# so when one is refused the window holds ``limit`` recorded attempts, and there is room once the oldest leaves.
-_SECONDS_UNTIL_OLDEST_LEAVES = "extract(epoch FROM {times}[1] + interval '1 minute' - now())"
+# The column is varchar(200); keys carry client input (a slug, an address), so longer ones are shortened with a hash
+# of the whole rather than refused by the database (which would leave the attempt uncounted).
+KEY_MAX_LENGTH = 200
 
-_RECORD = text(
-    f"""
-    INSERT INTO rate_limits AS r (key, attempts) VALUES (:key, ARRAY[now()])
-    ON CONFLICT (key) DO UPDATE SET attempts = ARRAY(
-        SELECT t FROM (
-            SELECT t FROM unnest(r.attempts || now()) AS t
-            WHERE t > now() - interval '1 minute' ORDER BY t DESC LIMIT :limit + 1
-        ) AS newest ORDER BY t
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``limit`` attempts by ``key`` in any ``window_seconds``."""
+
+    key: str
+    limit: int
+    window_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    key: str
+    admitted: bool
+    admitted_at: datetime
+    seconds_left: float
+
+
+def bounded_key(key: str) -> str:
+    if len(key) <= KEY_MAX_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: KEY_MAX_LENGTH - len(digest) - 1]}#{digest}"
+
+
+_ADMIT = text(
+    """
+    INSERT INTO rate_limits AS r (key, attempts, window_seconds)
+    SELECT given.key, ARRAY[now()], given.window_seconds
+    FROM unnest(:keys, :windows) AS given(key, window_seconds)
+    -- One order for every statement, so two that lock the same keys cannot deadlock.
+    ORDER BY given.key
+    ON CONFLICT (key) DO UPDATE SET window_seconds = excluded.window_seconds, attempts = (
+        SELECT CASE WHEN cardinality(recent) < (:limits)[array_position(:keys, r.key)] THEN recent || now()
+                    ELSE recent END
+        FROM (
+            SELECT ARRAY(
+                SELECT t FROM unnest(r.attempts) AS t
+                WHERE t > now() - make_interval(secs => excluded.window_seconds) ORDER BY t
+            ) AS recent
+        ) AS in_window
     )
-    RETURNING cardinality(attempts) AS attempts, {_SECONDS_UNTIL_OLDEST_LEAVES.format(times="attempts")} AS seconds_left
+    RETURNING key, attempts[cardinality(attempts)] = now() AS admitted, now() AS admitted_at,
+        extract(epoch FROM attempts[1] + make_interval(secs => window_seconds) - now()) AS seconds_left
     """
+).bindparams(
+    bindparam("keys", type_=ARRAY(String())),
+    bindparam("windows", type_=ARRAY(Integer())),
+    bindparam("limits", type_=ARRAY(Integer())),
 )
 
-_PEEK = text(
-    f"""
-    SELECT cardinality(recent) AS attempts, {_SECONDS_UNTIL_OLDEST_LEAVES.format(times="recent")} AS seconds_left
-    FROM (
-        SELECT ARRAY(SELECT t FROM unnest(attempts) AS t WHERE t > now() - interval '1 minute' ORDER BY t) AS recent
-        FROM rate_limits WHERE key = :key
-    ) AS window_of_key
+# Takes back one admitted attempt (the one made at :at) from each key: a credential check that turned out right.
+# Locks its rows in key order, as _ADMIT does: an UPDATE alone takes them in whatever order it finds them, and two
+# statements taking the same rows in opposite orders deadlock (seen with a venue's guests unlocking at once).
+_GIVE_BACK = text(
     """
+    UPDATE rate_limits AS r SET attempts = r.attempts[1 : array_position(r.attempts, :at) - 1]
+        || r.attempts[array_position(r.attempts, :at) + 1 : cardinality(r.attempts)]
+    FROM (SELECT key FROM rate_limits WHERE key = ANY(:keys) ORDER BY key FOR UPDATE) AS locked
+    WHERE r.key = locked.key AND :at = ANY(r.attempts)
+    """
+).bindparams(bindparam("keys", type_=ARRAY(String())), bindparam("at", type_=DateTime(timezone=True)))
+
+_PRUNE = text(
+    "DELETE FROM rate_limits WHERE attempts[cardinality(attempts)] <= now() - make_interval(secs => window_seconds)"
+    " OR cardinality(attempts) = 0"
 )
-
-
-_PRUNE = text("DELETE FROM rate_limits WHERE attempts[cardinality(attempts)] <= now() - interval '1 minute'")
 
 
 async def prune(conn: AsyncConnection) -> None:
-    """Deletes the rows of identities with no attempt in the last minute; the relay calls it on its schedule."""
+    """Deletes the rows of keys with no attempt within their window; the relay calls it on its schedule."""
     await conn.execute(_PRUNE)
 
 
@@ -55,33 +107,101 @@ def _refusal(seconds_left: float) -> RateLimitedError:
     return RateLimitedError(max(1, math.ceil(seconds_left)))
 
 
-async def record(conn: AsyncConnection, key: str, *, limit: int) -> tuple[int, float]:
-    """Records one attempt by ``key``; returns the attempts in the last minute (at most ``limit + 1``) and the seconds
-    until the oldest of them leaves the window."""
-    row = (await conn.execute(_RECORD, {"key": key, "limit": limit})).one()
-    return int(row.attempts), float(row.seconds_left)
+async def _admit(conn: AsyncConnection, limits: Sequence[Limit]) -> list[_Outcome]:
+    by_key = {bounded_key(limit.key): limit for limit in limits}
+    keys = list(by_key)
+    rows = await conn.execute(
+        _ADMIT,
+        {
+            "keys": keys,
+            "windows": [by_key[key].window_seconds for key in keys],
+            "limits": [by_key[key].limit for key in keys],
+        },
+    )
+    return [_Outcome(row.key, bool(row.admitted), row.admitted_at, float(row.seconds_left)) for row in rows]
 
 
-async def hit(conn: AsyncConnection, key: str, *, limit: int) -> None:
-    """Records one attempt by ``key`` and raises ``RateLimitedError`` if it is more than ``limit`` in a minute."""
-    attempts, seconds_left = await record(conn, key, limit=limit)
-    if attempts > limit:
-        raise _refusal(seconds_left)
+async def _give_back(conn: AsyncConnection, outcomes: Sequence[_Outcome]) -> None:
+    admitted = [outcome for outcome in outcomes if outcome.admitted]
+    if admitted:
+        await conn.execute(_GIVE_BACK, {"keys": [o.key for o in admitted], "at": admitted[0].admitted_at})
+
+
+async def count(conn: AsyncConnection, limits: Sequence[Limit]) -> None:
+    """Counts one attempt against every limit that has room, refusing nothing (for an attempt already refused for
+    another reason)."""
+    await _admit(conn, limits)
+
+
+async def hit(conn: AsyncConnection, limits: Sequence[Limit]) -> None:
+    """Counts one attempt against every limit, in one statement; raises ``RateLimitedError`` if any is used up.
+
+    Inside a transaction a refusal rolls back what the statement admitted on the other keys; in autocommit they
+    stay counted (the attempt was made)."""
+    outcomes = await _admit(conn, limits)
+    refused = [outcome.seconds_left for outcome in outcomes if not outcome.admitted]
+    if refused:
+        raise _refusal(max(refused))
 
 
 @asynccontextmanager
-async def limit_failures(conn: AsyncConnection, key: str, *, limit: int) -> AsyncIterator[None]:
-    """Refuses once ``key`` has failed ``limit`` times in the last minute, and records the body's refusals (401, 403)
-    only.
+async def limit_failures(
+    conn: AsyncConnection, *, failures: Sequence[Limit], attempts: Sequence[Limit] = ()
+) -> AsyncIterator[None]:
+    """For credentials checks (access codes, logins): counts the body's refusals (401, 403) against ``failures``,
+    and every check against ``attempts``; refuses without checking once any of them is used up.
 
-    For credentials checks (access codes, logins): a guessing attacker is slowed down, while a wedding's guests
-    entering the right code at once from the venue's one address are never refused. ``conn`` must be autocommit,
-    so that a failure is recorded although the request fails."""
-    row = (await conn.execute(_PEEK, {"key": key})).one_or_none()
-    if row is not None and row.attempts >= limit:
-        raise _refusal(float(row.seconds_left))
+    A failure is counted before the check runs and taken back if the check passes, so concurrent guesses cannot
+    outrun the limit. While a failure limit is used up the right credential is refused too (429): answering it would
+    tell a guesser which of its guesses is right. ``conn`` must be autocommit, so that a failure stays recorded
+    although the request fails."""
+    outcomes = await _admit(conn, [*failures, *attempts])
+    refused = [outcome for outcome in outcomes if not outcome.admitted]
+    if refused:
+        await _give_back(conn, outcomes)
+        raise _refusal(max(outcome.seconds_left for outcome in refused))
+    failure_keys = {bounded_key(limit.key) for limit in failures}
+    reserved = [outcome for outcome in outcomes if outcome.key in failure_keys]
     try:
         yield
     except (UnauthorizedError, ForbiddenError):
-        await record(conn, key, limit=limit)
         raise
+    except Exception:
+        await _give_back(conn, reserved)
+        raise
+    await _give_back(conn, reserved)
+
+
+# The limits this backend applies, in one place (README "Limits" gives the numbers and why a venue fits them).
+HOUR = 3600
+
+
+def action_limits(settings: Settings, *, identity: str | None, address: str | None) -> list[Limit]:
+    """Likes, comments and moderation: per identity, and per client address, since identities are cheap to mint."""
+    limits = []
+    if identity:
+        limits.append(Limit(identity, settings.rate_limit_per_minute))
+    if address:
+        limits.append(Limit(f"actions:{address}", settings.address_actions_per_minute))
+    return limits
+
+
+def guest_session_limit(settings: Settings, address: str) -> Limit:
+    return Limit(f"guest-sessions:{address}", settings.guest_sessions_per_address_per_hour, HOUR)
+
+
+def credential_check_limit(settings: Settings, address: str) -> Limit:
+    """Every access code or password checked, right or wrong: each costs a scrypt (tens of ms of CPU)."""
+    return Limit(f"credential-checks:{address}", settings.credential_checks_per_address_per_minute)
+
+
+def access_code_failure_limits(settings: Settings, *, address: str, slug: str) -> list[Limit]:
+    """Per address, and per event, so that guessers spread over many addresses are bounded too."""
+    return [
+        Limit(f"access-code:{address}", settings.rate_limit_per_minute),
+        Limit(f"access-code-event:{slug}", settings.access_code_failures_per_event_per_hour, HOUR),
+    ]
+
+
+def admin_login_failure_limits(settings: Settings, *, address: str) -> list[Limit]:
+    return [Limit(f"admin-login:{address}", settings.rate_limit_per_minute)]

@@ -32,6 +32,7 @@ class Schema(BaseModel):
         return value
 
 
+MIN_ACCESS_CODE_LENGTH = 8
 AUTHOR_NAME_MAX = 80
 COMMENT_MAX = 1000
 # A client's id for its optimistic update, echoed in the messages its request causes (X-Mutation-Id, or a socket
@@ -251,7 +252,9 @@ class UpdatesOut(Schema):
 class EventCreateIn(Schema):
     slug: str = Field(pattern=SLUG_PATTERN, max_length=64)
     title: str = Field(min_length=1, max_length=200)
-    access_code: str | None = Field(default=None, min_length=4, max_length=200)
+    # Guessing is limited per address and per event (core.ratelimit); 8 characters keep a code out of reach of
+    # those limits (36**8 codes of letters and digits against 200 guesses an hour).
+    access_code: str | None = Field(default=None, min_length=MIN_ACCESS_CODE_LENGTH, max_length=200)
 
 
 class EventCreatedOut(Schema):

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+# Published in this repository's history as the built-in development secret: refused everywhere.
+PUBLIC_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+SECRET_MIN_LENGTH = 32
+# `openssl rand -hex 32` gives 16 distinct characters at most; a secret with fewer than this is a pattern, not random.
+SECRET_MIN_DISTINCT_CHARACTERS = 10
 # Passwords that ship in examples and tutorials; the Socket.IO Admin UI refuses to start with one of them.
 DEFAULT_ADMIN_UI_PASSWORDS = frozenset({"", "admin", "password", "changeme", "changethis", "socketio"})
 ProviderName = Literal["ably", "pusher", "socketio", "memory"]
+ClientAddressSource = Literal["peer", "x-real-ip", "vercel"]
 
 _ABLY_KEY = re.compile(r"^[\w-]+\.[\w-]+:[\w+/=-]+$")
 _PUSHER_KEY = re.compile(r"^[\w.-]+$")
@@ -32,7 +38,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=1, ge=1, le=100)
     db_connect_timeout: int = Field(default=5, ge=1, le=60)
 
-    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    # Required to serve, except in tests (a random one per process) and under `hafi-realtime dev` (which makes one).
+    jwt_secret: SecretStr | None = None
     jwt_issuer: str = "hafi-realtime"
     jwt_audience: str = "hafi-realtime"
     guest_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -40,6 +47,15 @@ class Settings(BaseSettings):
 
     cors_origins: Annotated[list[str], NoDecode] = []
     rate_limit_per_minute: int = Field(default=60, ge=1)
+    # Who the client is, for the limits per address: "peer" is the ASGI client (the TCP peer, which uvicorn takes
+    # from X-Forwarded-For only for the proxies in FORWARDED_ALLOW_IPS; API Gateway's source IP under Mangum),
+    # "x-real-ip" the header our nginx sets, "vercel" the x-real-ip header Vercel's edge sets. Never the client's own.
+    client_address_source: ClientAddressSource = "peer"
+    # The ceilings per client address; a venue's guests share one (README "Limits": 500 guests fit).
+    address_actions_per_minute: int = Field(default=1200, ge=1)
+    guest_sessions_per_address_per_hour: int = Field(default=1000, ge=1)
+    credential_checks_per_address_per_minute: int = Field(default=600, ge=1)
+    access_code_failures_per_event_per_hour: int = Field(default=200, ge=1)
 
     realtime_provider: ProviderName = "memory"
     publish_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
@@ -116,10 +132,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
+        self._check_secrets()
         if self.app_env == "production":
-            secret = self.jwt_secret.get_secret_value()
-            if secret == DEFAULT_JWT_SECRET or len(secret) < 32:
-                raise SettingsError("JWT_SECRET must be set to a random value of at least 32 characters in production")
+            if self.jwt_secret is None:
+                raise SettingsError(f"JWT_SECRET must be set to a random value of {SECRET_MIN_LENGTH}+ characters")
             if not self.database_url:
                 raise SettingsError("DATABASE_URL must be set in production")
             if self.realtime_provider == "memory":
@@ -129,6 +145,29 @@ class Settings(BaseSettings):
         self._check_provider_settings()
         self._check_socketio_admin_ui()
         return self
+
+    def _check_secrets(self) -> None:
+        if self.jwt_secret is None and self.app_env == "test":
+            self.jwt_secret = SecretStr(secrets.token_urlsafe(32))
+        for name, secret in (("JWT_SECRET", self.jwt_secret), ("CRON_SECRET", self.cron_secret)):
+            value = secret.get_secret_value() if secret is not None else None
+            if value is None or (name == "CRON_SECRET" and not value):
+                continue
+            if value == PUBLIC_JWT_SECRET:
+                raise SettingsError(f"{name} is the public example value; set a random one (openssl rand -hex 32)")
+            if len(value) < SECRET_MIN_LENGTH or len(set(value)) < SECRET_MIN_DISTINCT_CHARACTERS:
+                raise SettingsError(
+                    f"{name} is too weak: use a random value of {SECRET_MIN_LENGTH}+ characters (openssl rand -hex 32)"
+                )
+
+    def require_jwt_secret(self) -> str:
+        """The token signing secret; serving without one refuses to start (only tests and `hafi-realtime dev`,
+        which make their own, run without setting it)."""
+        if self.jwt_secret is None:
+            raise SettingsError(
+                f"JWT_SECRET must be set to a random value of {SECRET_MIN_LENGTH}+ characters (openssl rand -hex 32)"
+            )
+        return self.jwt_secret.get_secret_value()
 
     def _check_socketio_admin_ui(self) -> None:
         if not self.socketio_admin_ui:

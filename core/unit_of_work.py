@@ -32,25 +32,29 @@ class UnitOfWork:
 
 
 @asynccontextmanager
-async def transaction(runtime: Runtime, *, rate_limit_key: str | None = None) -> AsyncIterator[UnitOfWork]:
-    """Runs the body in one transaction, counting it against ``rate_limit_key`` first; after commit, publishes
-    what it emitted. A publish failure does not fail the action: its messages stay pending for the relay.
+async def transaction(
+    runtime: Runtime, *, rate_limit_key: str | None = None, client_address: str | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """Runs the body in one transaction, counting it against ``rate_limit_key`` (the identity) and ``client_address``
+    first; after commit, publishes what it emitted. A publish failure does not fail the action: its messages stay
+    pending for the relay.
 
     A request refused with a 4xx still counts against the limit (it is the attempts that are limited, so guessing
     access codes or passwords is slowed too); nothing else of it is written.
     """
     settings = runtime.settings
+    limits = ratelimit.action_limits(settings, identity=rate_limit_key, address=client_address)
     async with runtime.engine.connect() as conn:
         try:
             async with conn.begin():
-                if rate_limit_key:
-                    await ratelimit.hit(conn, rate_limit_key, limit=settings.rate_limit_per_minute)
+                if limits:
+                    await ratelimit.hit(conn, limits)
                 unit = UnitOfWork(conn, settings.outbox_lease_seconds)
                 yield unit
         except AppError as exc:
-            if rate_limit_key and not isinstance(exc, RateLimitedError):
+            if limits and not isinstance(exc, RateLimitedError):
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await ratelimit.record(conn, rate_limit_key, limit=settings.rate_limit_per_minute)
+                await ratelimit.count(conn, limits)
             raise
         if unit.enqueued:
             await conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -46,12 +46,13 @@ async def _once(
     fingerprint: str,
     answer_type: type[Answer],
     work: Callable[[UnitOfWork], Awaitable[Answer]],
+    client_address: str | None = None,
 ) -> Answer:
     """Runs ``work`` in the action's transaction; with an idempotency key, a repeat gets the first answer and
     changes nothing (``core.idempotency``)."""
     identity = principal.subject
     try:
-        async with transaction(runtime, rate_limit_key=identity) as uow:
+        async with transaction(runtime, rate_limit_key=identity, client_address=client_address) as uow:
             if key is None:
                 return await work(uow)
             earlier = await idempotency.earlier_answer(uow.conn, identity=identity, key=key, fingerprint=fingerprint)
@@ -71,10 +72,17 @@ async def _once(
 
 
 async def set_like(
-    runtime: Runtime, principal: Principal, *, photo_id: int, liked: bool, mutation_id: str | None
+    runtime: Runtime,
+    principal: Principal,
+    *,
+    photo_id: int,
+    liked: bool,
+    mutation_id: str | None,
+    client_address: str | None = None,
 ) -> LikeOut:
-    """Likes or unlikes a photo for the caller's session; asking for the state it is in publishes nothing."""
-    async with transaction(runtime, rate_limit_key=principal.subject) as uow:
+    """Likes or unlikes a photo for the caller's session; asking for the state it is in publishes nothing. Counted
+    against the caller's identity and, where known, its client address."""
+    async with transaction(runtime, rate_limit_key=principal.subject, client_address=client_address) as uow:
         state = await likes.set_like(uow, principal=principal, photo_id=photo_id, liked=liked, mutation_id=mutation_id)
     return LikeOut.of(state)
 
@@ -87,6 +95,7 @@ async def add_comment(
     comment: CommentIn,
     mutation_id: str | None,
     idempotency_key: str | None = None,
+    client_address: str | None = None,
 ) -> CommentOut:
     """``idempotency_key`` (or else ``mutation_id``) makes a retry answer the first comment instead of a second."""
 

@@ -115,15 +115,17 @@ async def test_a_protected_event_opens_only_to_tokens_that_carry_its_code(api: A
     liked = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(token))
     unknown = await api.client.post("/api/auth/guest", json={"eventSlug": "nope", "accessCode": "x"})
 
-    assert denied_view.status_code == 403 and denied_view.json()["error"]["code"] == "access_code_required"
-    assert denied_like.status_code == 403
+    # Until it is unlocked a protected event, and its photos, answer as unknown ones do (issue 9, enumeration).
+    assert denied_view.status_code == 404 and denied_view.json()["error"]["code"] == "event_not_found"
+    assert denied_like.status_code == 404 and denied_like.json()["error"]["code"] == "photo_not_found"
     assert wrong_code.status_code == 403 and wrong_code.json()["error"]["code"] == "invalid_access_code"
     assert unlocked.status_code == 200
     assert unlocked.json()["events"] == ["private-party"]
     assert unlocked.json()["sessionId"] == jwt.decode(stranger, options={"verify_signature": False})["sub"]
     assert view.status_code == 200
     assert liked.status_code == 200
-    assert unknown.status_code == 404
+    # An unknown slug is refused as a wrong code is: the answer does not tell which slugs are protected events.
+    assert unknown.status_code == 403 and unknown.json() == wrong_code.json()
     assert [e.name for e in provider.published] == ["photo:liked"]
 
 

@@ -43,7 +43,7 @@ async def test_migrate_seed_and_create_admin_work_against_the_database_and_can_r
     weak = _cli("create-admin", "--email", "x@example.com", "--password", "short", env=env)
     relayed = _cli("relay", env=env)
 
-    assert weak.returncode != 0 and "at least 10 characters" in weak.stderr
+    assert weak.returncode != 0 and "at least 12 characters" in weak.stderr
     assert relayed.returncode == 0, relayed.stderr
     async with runtime.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(Event).where(Event.slug == DEMO_SLUG)) == 1

@@ -21,6 +21,7 @@ def _modules_after_import(module: str, env: dict[str, str]) -> set[str]:
 
 @pytest.mark.parametrize("module", ["functions.api", "functions.outbox_relay"])
 def test_a_function_with_the_memory_provider_loads_no_realtime_sdk(module: str) -> None:
-    loaded = _modules_after_import(module, {"DATABASE_URL": "postgresql://localhost/none", "PATH": "/usr/bin"})
+    env = {"DATABASE_URL": "postgresql://localhost/none", "JWT_SECRET": "cold-start-0123456789abcdef-0123456789"}
+    loaded = _modules_after_import(module, {**env, "PATH": "/usr/bin"})
 
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

@@ -48,7 +48,7 @@ def nodes(cluster_settings: Settings) -> Iterator[list[str]]:
     env = {
         "APP_ENV": "test",
         "DATABASE_URL": cluster_settings.require_database_url(),
-        "JWT_SECRET": cluster_settings.jwt_secret.get_secret_value(),
+        "JWT_SECRET": cluster_settings.require_jwt_secret(),
         "REALTIME_PROVIDER": "socketio",
         "SOCKETIO_REDIS_URL": cluster_settings.socketio_redis or "",
         "SOCKETIO_REDIS_CHANNEL": cluster_settings.socketio_redis_channel,

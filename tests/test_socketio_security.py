@@ -42,9 +42,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def token_expiring_in(settings: Settings, seconds: float, *, role: Role = "GUEST", subject: str = "") -> str:
+def token_expiring_in(
+    settings: Settings, seconds: float, *, role: Role = "GUEST", subject: str = "", version: int | None = None
+) -> str:
     now = time.time()
-    claims = {
+    claims: dict[str, object] = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": subject or ("admin:1" if role == "ADMIN" else unique("guest")),
@@ -52,7 +54,9 @@ def token_expiring_in(settings: Settings, seconds: float, *, role: Role = "GUEST
         "iat": int(now),
         "exp": int(now + seconds),
     }
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    if version is not None:
+        claims["ver"] = version  # an admin token names the admin's token version (core.services.accounts)
+    return jwt.encode(claims, settings.require_jwt_secret(), algorithm="HS256")
 
 
 def logged(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
@@ -203,7 +207,7 @@ async def test_twenty_oversized_posts_leave_nothing_stuck_and_sigterm_stops_a_no
     env = {
         "APP_ENV": "test",
         "DATABASE_URL": socket_settings.require_database_url(),
-        "JWT_SECRET": socket_settings.jwt_secret.get_secret_value(),
+        "JWT_SECRET": socket_settings.require_jwt_secret(),
         "SOCKETIO_REDIS_URL": redis,
         "SOCKETIO_REDIS_CHANNEL": unique("hafi-test"),
         "LOG_LEVEL": "WARNING",
@@ -231,9 +235,13 @@ async def test_sockets_are_disconnected_when_their_tokens_expire_and_hear_nothin
     slug = unique("expiry")
     photo_id, _ = await live.api.event(slug)
     settings = live.node.runtime.settings
+    real_admin = jwt.decode(await live.api.admin(), options={"verify_signature": False})
     async with clients(3) as (guest, admin, steady):
         await guest.connect(live.url, token=token_expiring_in(settings, 2))
-        await admin.connect(live.url, token=token_expiring_in(settings, 2, role="ADMIN"))
+        await admin.connect(
+            live.url,
+            token=token_expiring_in(settings, 2, role="ADMIN", subject=real_admin["sub"], version=real_admin["ver"]),
+        )
         await steady.connect(live.url, token=await live.api.guest())
         for client in (guest, steady):
             await client.call("join:event", slug)

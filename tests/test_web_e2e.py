@@ -237,7 +237,7 @@ PROBE = """async ({channel, pusherName, forge}) => {
 # What each refuses with: our Socket.IO server's error code, Ably's capability error, our Pusher auth endpoint's 403.
 EXPECTED_REFUSAL = {
     ("socketio", "admin"): "refused admin_only",
-    ("socketio", "event:secret"): "refused access_code_required",
+    ("socketio", "event:secret"): "refused event_not_found",
     ("ably", "admin"): "refused 40160",
     ("ably", "event:secret"): "refused 40160",
     ("pusher", "admin"): "refused 403",

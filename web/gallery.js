@@ -96,7 +96,8 @@
     try {
       event = await HafiRealtime.api("", token, "GET", `/api/events/${slug}`);
     } catch (error) {
-      if (error.code === "access_code_required") {
+      // A protected event answers as an unknown one does until it is unlocked: offer the code for both.
+      if (error.code === "event_not_found") {
         $("unlock").hidden = false;
         setStatus("offline", "locked");
         return;

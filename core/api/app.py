@@ -79,6 +79,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """Builds the app; without a runtime it builds one from the environment (engine and provider included)."""
     runtime = runtime or build_runtime(get_settings())
+    runtime.settings.require_jwt_secret()  # refuse to start, naming the setting, rather than fail every request
     configure_logging(runtime.settings.log_level)
     # Production publishes no map of itself; docs/api.md documents the API instead.
     documented = runtime.settings.app_env != "production"

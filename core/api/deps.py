@@ -11,10 +11,13 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from core.api.client_address import client_address
 from core.auth import Principal, verify_token
 from core.errors import ForbiddenError, InvalidInputError, UnauthorizedError
 from core.runtime import Runtime
 from core.schemas import MUTATION_ID_PATTERN
+from core.services.accounts import check_admin_token
+from core.unit_of_work import read_only
 
 _bearer = HTTPBearer(auto_error=False, description="A guest or admin token from /api/auth/*")
 _MUTATION_ID = re.compile(MUTATION_ID_PATTERN)
@@ -38,6 +41,9 @@ async def optional_principal(
             raise UnauthorizedError("invalid_token", "The Authorization header must be 'Bearer <token>'")
         return None
     principal = verify_token(credentials.credentials, runtime.settings)
+    if principal.is_admin:
+        async with read_only(runtime) as conn:
+            await check_admin_token(conn, principal)
     request.state.role = principal.role
     return principal
 
@@ -96,5 +102,9 @@ async def idempotency_key(
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+async def caller_address(request: Request, runtime: RuntimeDep) -> str:
+    """The client's address as the deployment's edge vouches for it (``CLIENT_ADDRESS_SOURCE``)."""
+    return client_address(request, runtime.settings.client_address_source)
+
+
+CallerAddress = Annotated[str, Depends(caller_address)]

@@ -7,6 +7,7 @@ lists the bearer token for optional and required tokens alike).
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,7 +47,12 @@ _CONSTRAINTS = (
 
 def reference_app() -> FastAPI:
     """The app as deployed, on a runtime that never connects: the schema needs no database or provider."""
-    settings = Settings(app_env="development", database_url="postgresql://unused/unused", realtime_provider="memory")
+    settings = Settings(
+        app_env="development",
+        database_url="postgresql://unused/unused",
+        realtime_provider="memory",
+        jwt_secret=secrets.token_hex(32),  # signs nothing: the schema is all this app is asked for
+    )
     return create_app(build_runtime(settings, provider=MemoryProvider()))
 
 

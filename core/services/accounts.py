@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.auth import Principal, dummy_secret_hash, hash_secret, verify_secret
+from core.auth import Principal, dummy_secret_hash, hash_secret_off_loop, verify_secret_off_loop
 from core.errors import InvalidInputError, UnauthorizedError
 from core.models import Admin
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_DISTINCT_CHARACTERS = 6
+# What a guesser tries first; a password that is one of these once digits and symbols are stripped is refused.
+_COMMON_WORDS = frozenset(
+    {
+        "password", "passwort", "passw", "admin", "administrator", "qwerty", "qwertyuiop", "azerty", "letmein",
+        "welcome", "changeme", "changethis", "secret", "login", "iloveyou", "abc", "abcdef", "monkey", "dragon",
+        "football", "baseball", "master", "sunshine", "princess", "shadow", "superman", "trustno", "hafiportrait",
+        "hafi", "wedding", "portrait", "", "test", "root", "default", "guest", "user",
+    }
+)  # fmt: skip
 
 
 def normalize_email(email: str) -> str:
@@ -21,13 +33,30 @@ def normalize_email(email: str) -> str:
     return cleaned
 
 
-async def upsert_admin(conn: AsyncConnection, *, email: str, password: str) -> int:
-    """Creates the admin, or sets a new password where the email exists already."""
+def password_problem(password: str, *, email: str = "") -> str | None:
+    """Why ``password`` is too weak for an admin, or None."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInputError("invalid_input", f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    statement = pg_insert(Admin).values(email=normalize_email(email), password_hash=hash_secret(password))
+        return f"password must be at least {MIN_PASSWORD_LENGTH} characters"
+    if len(set(password)) < MIN_PASSWORD_DISTINCT_CHARACTERS:
+        return f"password must use at least {MIN_PASSWORD_DISTINCT_CHARACTERS} different characters"
+    letters = re.sub(r"[^a-z]", "", password.lower())
+    local_part = email.partition("@")[0].lower()
+    if letters in _COMMON_WORDS or (local_part and letters == re.sub(r"[^a-z]", "", local_part)):
+        return "password is a common word (or the email) with digits or symbols around it; choose a passphrase"
+    return None
+
+
+async def upsert_admin(conn: AsyncConnection, *, email: str, password: str) -> int:
+    """Creates the admin, or sets a new password where the email exists already, revoking the tokens issued before
+    (their token version no longer matches)."""
+    address = normalize_email(email)
+    problem = password_problem(password, email=address)
+    if problem:
+        raise InvalidInputError("weak_password", problem)
+    statement = pg_insert(Admin).values(email=address, password_hash=await hash_secret_off_loop(password))
     statement = statement.on_conflict_do_update(
-        index_elements=[Admin.email], set_={"password_hash": statement.excluded.password_hash}
+        index_elements=[Admin.email],
+        set_={"password_hash": statement.excluded.password_hash, "token_version": Admin.token_version + 1},
     )
     return int(await conn.scalar(statement.returning(Admin.id)) or 0)
 
@@ -35,11 +64,25 @@ async def upsert_admin(conn: AsyncConnection, *, email: str, password: str) -> i
 async def authenticate(conn: AsyncConnection, *, email: str, password: str) -> Principal:
     row = (
         await conn.execute(
-            select(Admin.id, Admin.email, Admin.password_hash).where(Admin.email == email.strip().lower())
+            select(Admin.id, Admin.email, Admin.password_hash, Admin.token_version).where(
+                Admin.email == email.strip().lower()
+            )
         )
     ).one_or_none()
     # Verify even when the account does not exist, so timing does not tell which emails are admins.
-    valid = verify_secret(password, row.password_hash if row else dummy_secret_hash())
+    valid = await verify_secret_off_loop(password, row.password_hash if row else dummy_secret_hash())
     if row is None or not valid:
         raise UnauthorizedError("invalid_credentials", "Email or password is wrong")
-    return Principal(role="ADMIN", subject=f"admin-{row.id}", email=row.email)
+    return Principal(role="ADMIN", subject=f"admin-{row.id}", email=row.email, token_version=row.token_version)
+
+
+_TOKEN_VERSION = select(Admin.token_version)
+
+
+async def check_admin_token(conn: AsyncConnection, principal: Principal) -> None:
+    """Refuses an admin token issued before the admin's password last changed, or for an admin that is gone: one
+    primary-key lookup per admin request (guests' requests make none)."""
+    admin_id = principal.subject.removeprefix("admin-")
+    current = await conn.scalar(_TOKEN_VERSION.where(Admin.id == int(admin_id))) if admin_id.isdigit() else None
+    if current is None or current != principal.token_version:
+        raise UnauthorizedError("token_revoked", "This admin token is no longer valid; log in again")

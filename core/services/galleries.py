@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.access import EventRef, visible_event
-from core.auth import Principal, hash_secret, verify_secret
+from core.auth import Principal, dummy_secret_hash, hash_secret_off_loop, verify_secret_off_loop
 from core.errors import ConflictError, ForbiddenError, NotFoundError
 from core.models import Event, Like, Photo
 from core.outbox import event_log
@@ -36,10 +36,11 @@ class EventView:
 
 
 async def create_event(uow: UnitOfWork, *, slug: str, title: str, access_code: str | None) -> EventRef:
+    code_hash = await hash_secret_off_loop(access_code) if access_code else None
     row = (
         await uow.conn.execute(
             pg_insert(Event)
-            .values(slug=slug, title=title, access_code_hash=hash_secret(access_code) if access_code else None)
+            .values(slug=slug, title=title, access_code_hash=code_hash)
             .on_conflict_do_nothing(index_elements=[Event.slug])
             .returning(Event.id)
         )
@@ -87,12 +88,16 @@ async def view_event(conn: AsyncConnection, *, principal: Principal | None, slug
 
 
 async def unlock_event(conn: AsyncConnection, *, slug: str, access_code: str | None) -> EventRef:
-    """Checks a guest's access code for ``slug``; a public event needs none."""
+    """Checks a guest's access code for ``slug``; a public event needs none. An unknown slug is refused as a wrong
+    code is (and counted as a failure), so the answer does not tell which slugs are protected events."""
     row = (
         await conn.execute(select(Event.id, Event.slug, Event.title, Event.access_code_hash).where(Event.slug == slug))
     ).one_or_none()
+    wrong_code = ForbiddenError("invalid_access_code", "The access code is not right for this event")
     if row is None:
-        raise NotFoundError("event_not_found", f"No event {slug!r}")
-    if row.access_code_hash is not None and not (access_code and verify_secret(access_code, row.access_code_hash)):
-        raise ForbiddenError("invalid_access_code", "The access code is not right for this event")
+        # The same scrypt as a protected event's, so timing does not tell them apart either.
+        await verify_secret_off_loop(access_code or "", dummy_secret_hash())
+        raise wrong_code
+    if row.access_code_hash is not None and not await verify_secret_off_loop(access_code or "", row.access_code_hash):
+        raise wrong_code
     return EventRef(id=row.id, slug=row.slug, title=row.title, protected=row.access_code_hash is not None)

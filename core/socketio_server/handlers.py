@@ -42,18 +42,22 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from socketio.exceptions import ConnectionRefusedError as RefusedError
+from starlette.requests import HTTPConnection
 
 from core import access, metrics, use_cases
 from core.access import EventRef
+from core.api.client_address import client_address
 from core.auth import Principal, verify_token
 from core.errors import ForbiddenError, InvalidInputError, RateLimitedError, UnauthorizedError, as_app_error
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, event_channel, is_valid_slug
 from core.runtime import Runtime
 from core.schemas import CommentIn, MutationIdField, PhotoId
+from core.services.accounts import check_admin_token
 from core.socketio_server.expiry import Expiries, expires_at
 from core.socketio_server.guard import close_session
 from core.socketio_server.joins import MAX_EVENT_ROOMS, Lookups, SocketBudget, access_key
 from core.socketio_server.presence import Presence
+from core.unit_of_work import read_only
 
 log = logging.getLogger("hafi.socketio")
 
@@ -134,6 +138,7 @@ class ClientEvents:
         self._runtime = runtime
         self._presence = presence
         self._credentials: dict[str, Credentials] = {}  # the sockets that connected with a token
+        self._addresses: dict[str, str] = {}  # the client address of each socket, for the per-address limits
         self._expiries = Expiries(self._expired)
         self._budgets: dict[str, SocketBudget] = {}
         self._event_lookups: Lookups[EventRef] = Lookups()
@@ -162,10 +167,16 @@ class ClientEvents:
         return handle
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        scope = environ.get("asgi.scope")
+        if scope is not None:  # the client address the deployment vouches for, counted as over HTTP
+            connection = HTTPConnection(scope)
+            self._addresses[sid] = client_address(connection, self._runtime.settings.client_address_source)
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None:
             try:
                 principal = self._verify(token)
+                if principal.is_admin:
+                    await self._check_admin(principal)
             except UnauthorizedError as exc:
                 metrics.incr("socketio_refused")
                 raise RefusedError(exc.message, {"error": {"code": exc.code, "message": exc.message}}) from None
@@ -174,6 +185,7 @@ class ClientEvents:
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         self._credentials.pop(sid, None)
+        self._addresses.pop(sid, None)
         self._budgets.pop(sid, None)
         self._expiries.cancel(sid)
         self._presence.disconnected(sid)
@@ -284,9 +296,17 @@ class ClientEvents:
         self._presence.left(sid, room)
         return {"room": room}
 
+    async def _check_admin(self, principal: Principal) -> None:
+        """An admin token whose password has been reset since is refused here as over HTTP."""
+        async with read_only(self._runtime) as conn:
+            await check_admin_token(conn, principal)
+
     async def _join_admin(self, sid: str, data: Any) -> Answer:
-        if not access.may_receive_admin(self._principal(sid)):
+        principal = self._principal(sid)
+        if not access.may_receive_admin(principal):
             raise ForbiddenError("admin_only", "Only admins may join the admin room")
+        assert principal is not None  # may_receive_admin says it is an admin
+        await self._check_admin(principal)
         await self._sio.enter_room(sid, ADMIN_CHANNEL)
         self._presence.joined(sid, ADMIN_CHANNEL)
         return {"room": ADMIN_CHANNEL}
@@ -295,7 +315,12 @@ class ClientEvents:
         principal = self._caller(sid)
         request = _parse(LikeRequest, data)
         answer = await use_cases.set_like(
-            self._runtime, principal, photo_id=request.photo_id, liked=request.liked, mutation_id=request.mutation_id
+            self._runtime,
+            principal,
+            photo_id=request.photo_id,
+            liked=request.liked,
+            mutation_id=request.mutation_id,
+            client_address=self._addresses.get(sid),
         )
         return answer.model_dump(mode="json", by_alias=True)
 
@@ -303,6 +328,11 @@ class ClientEvents:
         principal = self._caller(sid)
         request = _parse(CommentRequest, data)
         answer = await use_cases.add_comment(
-            self._runtime, principal, photo_id=request.photo_id, comment=request, mutation_id=request.mutation_id
+            self._runtime,
+            principal,
+            photo_id=request.photo_id,
+            comment=request,
+            mutation_id=request.mutation_id,
+            client_address=self._addresses.get(sid),
         )
         return answer.model_dump(mode="json", by_alias=True)

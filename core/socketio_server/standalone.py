@@ -23,6 +23,7 @@ def check_settings(settings: Settings) -> None:
             "SOCKETIO_REDIS_URL (or REDIS_URL) must be set: the API functions publish to this server through it"
         )
     settings.require_database_url()
+    settings.require_jwt_secret()  # it checks the API's tokens: refuse to start without the secret, naming it
 
 
 def run_socketio(*, settings: Settings, host: str, port: int) -> None:

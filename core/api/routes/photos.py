@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from core import use_cases
-from core.api.deps import CurrentPrincipal, IdempotencyKey, MutationId, RuntimeDep
+from core.api.deps import CallerAddress, CurrentPrincipal, IdempotencyKey, MutationId, RuntimeDep
 from core.schemas import CommentIn, CommentOut, CommentsOut, LikeOut
 from core.services import comments
 from core.unit_of_work import read_only
@@ -17,16 +17,20 @@ PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post("/{photo_id}/like")
 async def like_photo(
-    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
+    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, address: CallerAddress, mutation: MutationId
 ) -> LikeOut:
-    return await use_cases.set_like(runtime, principal, photo_id=photo_id, liked=True, mutation_id=mutation)
+    return await use_cases.set_like(
+        runtime, principal, photo_id=photo_id, liked=True, mutation_id=mutation, client_address=address
+    )
 
 
 @router.delete("/{photo_id}/like")
 async def unlike_photo(
-    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, mutation: MutationId
+    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, address: CallerAddress, mutation: MutationId
 ) -> LikeOut:
-    return await use_cases.set_like(runtime, principal, photo_id=photo_id, liked=False, mutation_id=mutation)
+    return await use_cases.set_like(
+        runtime, principal, photo_id=photo_id, liked=False, mutation_id=mutation, client_address=address
+    )
 
 
 @router.get("/{photo_id}/comments")
@@ -53,10 +57,17 @@ async def add_comment(
     body: CommentIn,
     runtime: RuntimeDep,
     principal: CurrentPrincipal,
+    address: CallerAddress,
     mutation: MutationId,
     key: IdempotencyKey,
 ) -> CommentOut:
     """A retry with the same ``Idempotency-Key`` (or ``X-Mutation-Id``) answers the first comment again."""
     return await use_cases.add_comment(
-        runtime, principal, photo_id=photo_id, comment=body, mutation_id=mutation, idempotency_key=key
+        runtime,
+        principal,
+        photo_id=photo_id,
+        comment=body,
+        mutation_id=mutation,
+        idempotency_key=key,
+        client_address=address,
     )
