@@ -24,5 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every benchmark, each peer measured in the same run; results in bench/results/. BENCH_ARGS=--smoke: tiny, fast.
 bench: $(STAMP)
-	$(BIN)/python -m bench.likes
+	npm ci --prefix bench/js --no-audit --no-fund --silent
+	$(BIN)/python -m bench $(BENCH_ARGS)
