@@ -4,6 +4,7 @@ free loopback ports. A benchmark is a module with ``run(smoke: bool) -> dict``; 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -11,11 +12,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -63,8 +66,6 @@ def _node_package_version(name: str) -> str | None:
     manifest = JS_DIR / "node_modules" / name / "package.json"
     if not manifest.is_file():
         return None
-    import json
-
     version: str = json.loads(manifest.read_text())["version"]
     return version
 
@@ -115,20 +116,57 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], *, timeout_
     raise RuntimeError(f"{url} did not answer within {timeout_s} s")
 
 
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def error_lines(self) -> dict[str, int]:
+        """The server's error and warning lines, counted by their first words: what failed under load."""
+        counts: dict[str, int] = {}
+        for line in self.output().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):  # the app's structured log: key by what happened, not when
+                failed = record.get("level") in ("warning", "error", "critical") or str(record.get("status", "")) >= "5"
+                key = " ".join(str(record.get(f, "")) for f in ("level", "logger", "message", "status", "error"))
+                detail = str(record.get("exc_info") or record.get("exception") or "").strip().splitlines()
+                key += f" {detail[-1]}" if detail else ""
+            else:
+                lowered = line.lower()
+                failed = any(word in lowered for word in ("error", "warning", "traceback", "exception"))
+                key = line.strip()
+            if failed:
+                counts[key[:200]] = counts.get(key[:200], 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: -item[1])[:20])
+
+
 @contextlib.contextmanager
-def running(command: Sequence[str], *, env: dict[str, str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def running(command: Sequence[str], *, env: dict[str, str], ready_url: str) -> Iterator[RunningServer]:
     """A server process, stopped (SIGTERM, then SIGKILL) when the block ends, whatever happens inside."""
-    process = subprocess.Popen(list(command), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until_answering(ready_url, process)
-        yield process
-    finally:
-        process.terminate()
+    # Its output goes to a file, not a pipe: a server that logs every request would stall on a full pipe.
+    with tempfile.TemporaryFile() as log:
+        server = RunningServer(subprocess.Popen(list(command), env=env, stdout=log, stderr=subprocess.STDOUT), log)
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            try:
+                wait_until_answering(ready_url, server.process)
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}; its output ends with: {server.output()[-2000:]}") from error
+            yield server
+        finally:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
 
 
 def venv_bin(name: str) -> str:

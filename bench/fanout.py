@@ -116,7 +116,8 @@ def _ours(node: str, size: Size, database_url: str) -> dict[str, Any]:
 
         config = _config(size, url=base, token=guest, likes=[like(p) for p in photo_ids[1:]], mid=like(photo_ids[0]))
         result = _load(node, config)
-        result["server_alive_after"] = server.poll() is None
+        result["server_alive_after"] = server.process.poll() is None
+        result["server_error_lines"] = server.error_lines()
         return result
 
 
@@ -133,7 +134,8 @@ def _peer(node: str, size: Size) -> dict[str, Any]:
     with running(command, env=base_env(), ready_url=f"{base}/") as server:
         config = _config(size, url=base, token=None, likes=[like(i) for i in range(1, size.likes + 1)], mid=like(0))
         result = _load(node, config)
-        result["server_alive_after"] = server.poll() is None
+        result["server_alive_after"] = server.process.poll() is None
+        result["server_error_lines"] = server.error_lines()
         return result
 
 

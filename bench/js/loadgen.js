@@ -45,9 +45,9 @@ function finish(extra) {
     latencies.push(...got);
     return { photoId: like.photoId, received: got.length, ...summary(got) };
   });
-  const expected = joined * config.likes.length;
+  const expected = joined * Object.keys(sentAt).length;
   const result = {
-    clients: config.clients, joined, joinFailures, join: summary(joinMs), transports, midJoinLike,
+    clients: config.clients, joined, joinFailures, notJoined: config.clients - joined, join: summary(joinMs), transports, midJoinLike,
     likesSent: Object.keys(sentAt).length, deliveriesExpected: expected, deliveriesReceived: latencies.length,
     deliveriesMissing: expected - latencies.length, fanout: summary(latencies), perLike: likes,
     wallMs: Math.round(performance.now() - started), ...extra,
