@@ -24,8 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every benchmark, each peer measured in the same run; results in bench/results/. BENCH_ARGS=--smoke: tiny, fast.
 bench: $(STAMP)
-	$(BIN)/python -m bench.likes
+	npm ci --prefix bench/js --no-audit --no-fund --silent
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # docs/api.md from the app's OpenAPI schema (tests/test_docs.py fails when it is stale).
 docs: $(STAMP)

@@ -1,0 +1,111 @@
+"""200 concurrent likes on one photo, by 200 guests: throughput of our endpoint (``POST /api/photos/{id}/like``:
+token, rate limit, visibility, like and counter, outbox, publish) against the same HTTP endpoint doing only its SQL
+(a bare FastAPI route running the like row and counter statement in one transaction), with the same pool size, in
+the same run and the same way (in-process ASGI, so the HTTP client costs both the same). Rounds alternate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.common import JWT_SECRET, load_average, percentiles
+from core.api.app import create_app
+from core.realtime.memory import MemoryProvider
+from core.runtime import build_runtime
+from core.settings import load_settings
+from tests.support.api import Api, bearer
+
+POOL_SIZE = 10
+# The like's own statement: the row and the counter, as the service writes them; nothing else.
+LIKE_SQL = text(
+    """
+    WITH added AS (
+        INSERT INTO likes (photo_id, session_id) VALUES (:photo_id, :session_id)
+        ON CONFLICT DO NOTHING RETURNING photo_id
+    )
+    UPDATE photos SET like_count = like_count + 1 FROM added WHERE photos.id = added.photo_id
+    RETURNING photos.like_count
+    """
+)
+
+
+def _bare_app(database_url: str) -> tuple[FastAPI, Callable[[], Awaitable[None]]]:
+    engine = create_async_engine(database_url, pool_size=POOL_SIZE, max_overflow=0)
+    app = FastAPI()
+
+    @app.post("/api/photos/{photo_id}/like")
+    async def like(photo_id: int, session: str) -> dict[str, Any]:
+        async with engine.begin() as conn:
+            count = await conn.scalar(LIKE_SQL, {"photo_id": photo_id, "session_id": session})
+        return {"photoId": photo_id, "likeCount": count}
+
+    return app, engine.dispose
+
+
+async def _burst(client: httpx.AsyncClient, requests: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+    async def one(url: str, headers: dict[str, str]) -> float:
+        started = time.perf_counter()
+        response = await client.post(url, headers=headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
+        return (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    latencies = await asyncio.gather(*(one(url, headers) for url, headers in requests))
+    wall_s = time.perf_counter() - started
+    return {"wall_s": round(wall_s, 3), "per_second": round(len(requests) / wall_s, 1), **percentiles(latencies)}
+
+
+async def _measure(database_url: str, *, likes: int, rounds: int) -> dict[str, Any]:
+    settings = load_settings(
+        database_url=database_url, db_pool_size=POOL_SIZE, jwt_secret=JWT_SECRET, rate_limit_per_minute=1_000_000
+    )
+    runtime = build_runtime(settings, provider=MemoryProvider())
+    bare, dispose_bare = _bare_app(database_url)
+    ours_rounds: list[dict[str, Any]] = []
+    bare_rounds: list[dict[str, Any]] = []
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://b") as ours,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=bare), base_url="http://b") as plain,
+        ):
+            api = Api(ours, runtime)
+            photo_ids = await api.event("bench-burst", photos=2 * rounds + 1)
+            guests = [await api.guest() for _ in range(likes)]
+            # warm both pools and code paths, so that neither first round pays for connecting
+            await _burst(ours, [(f"/api/photos/{photo_ids[-1]}/like", bearer(g)) for g in guests[:POOL_SIZE]])
+            await _burst(plain, [(f"/api/photos/{photo_ids[-1]}/like?session=w{i}", {}) for i in range(POOL_SIZE)])
+            for round_index in range(rounds):
+                ours_photo, bare_photo = photo_ids[2 * round_index], photo_ids[2 * round_index + 1]
+                ours_rounds.append(
+                    await _burst(ours, [(f"/api/photos/{ours_photo}/like", bearer(guest)) for guest in guests])
+                )
+                bare_rounds.append(
+                    await _burst(plain, [(f"/api/photos/{bare_photo}/like?session=g{i}", {}) for i in range(likes)])
+                )
+    finally:
+        await runtime.aclose()
+        await dispose_bare()
+    return {"ours_rounds": ours_rounds, "bare_rounds": bare_rounds}
+
+
+def _best(rounds: list[dict[str, Any]]) -> float:
+    return max(float(r["per_second"]) for r in rounds)
+
+
+def run(smoke: bool, database_url: str) -> dict[str, Any]:
+    likes, rounds = (20, 1) if smoke else (200, 3)
+    result: dict[str, Any] = {"load_average_at_start": load_average(), "likes": likes, "pool_size": POOL_SIZE}
+    result.update(asyncio.run(_measure(database_url, likes=likes, rounds=rounds)))
+    # The best round of each: on a shared machine the best is the one least disturbed by others.
+    result["ours_per_second"] = _best(result["ours_rounds"])
+    result["bare_per_second"] = _best(result["bare_rounds"])
+    result["ratio"] = round(result["ours_per_second"] / result["bare_per_second"], 2)
+    return result

@@ -1,0 +1,134 @@
+"""The table of issue 10's figures, from the JSON files in a results folder: figure, ours, peer, ratio, goal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+def _load(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / f"{name}.json"
+    if not path.is_file():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def _ms(value: Any) -> str:
+    return "n/a" if value is None else f"{value:g} ms"
+
+
+def _ratio(value: Any) -> str:
+    return "n/a" if value is None else f"{value:g}{TIMES}"
+
+
+def _failures(side: dict[str, Any]) -> str:
+    """Clients that never joined (refused, timed out, or not reached before the deadline), deliveries missing of the
+    likes sent, and likes never sent; derived from the raw counts."""
+    not_joined = side["clients"] - side["joined"]
+    missing = side["joined"] * side["likesSent"] - side["deliveriesReceived"]
+    unsent = len(side["perLike"]) - side["likesSent"]
+    total = not_joined + missing + unsent
+    mid = side.get("midJoinLike") or {}
+    deadline = ", deadline hit" if side.get("timedOut") else ""
+    return (
+        f"{total} ({not_joined} not joined, {missing} not delivered, {unsent} likes unsent{deadline}); "
+        f"like during joins: HTTP {mid.get('status')} in {_ms(mid.get('ms'))}"
+    )
+
+
+def _fanout_rows(fanout: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for entry in fanout["result"]["runs"]:
+        ours, peer = entry["ours"], entry["peer"]
+        rows.append(
+            [
+                f"fan-out p50 / p99, {entry['clients']:,} clients",
+                f"{_ms(ours['fanout']['p50_ms'])} / {_ms(ours['fanout']['p99_ms'])}",
+                f"{_ms(peer['fanout']['p50_ms'])} / {_ms(peer['fanout']['p99_ms'])}",
+                f"{_ratio(entry['ratio_p50'])} / {_ratio(entry['ratio_p99'])}",
+                f"≤ 2.0{TIMES} at p99" if entry["clients"] < 5000 else f"≤ 2.5{TIMES} at p99",
+            ]
+        )
+        rows.append([f"failures, {entry['clients']:,} clients", _failures(ours), _failures(peer), "", "0 failures"])
+    return rows
+
+
+def table(folder: Path) -> str:
+    rows: list[list[str]] = []
+    fanout = _load(folder, "fanout")
+    if fanout:
+        rows += _fanout_rows(fanout)
+    cold = _load(folder, "coldstart")
+    if cold:
+        result = cold["result"]
+        for figure, label in (
+            ("like", "cold start → first like answered (median)"),
+            ("health", "cold start → `/api/health` vs bare hello (median)"),
+        ):
+            rows.append(
+                [
+                    label,
+                    _ms(result[f"ours_{figure}"]["median_total_ms"]),
+                    _ms(result[f"bare_{figure}"]["median_total_ms"]),
+                    _ratio(result[f"ratio_{figure}"]),
+                    f"≤ 1.5{TIMES}",
+                ]
+            )
+    trips = _load(folder, "round_trips")
+    if trips:
+        result = trips["result"]
+        rows.append(
+            [
+                "database round trips per like (but the post-publish mark)",
+                f"{result['round_trips_but_post_publish_mark']} (+1 mark)",
+                f"{result['floor']}",
+                "",
+                "≤ 3",
+            ]
+        )
+    burst = _load(folder, "concurrency")
+    if burst:
+        result = burst["result"]
+        rows.append(
+            [
+                f"{result['likes']} concurrent likes on one photo (likes/s, best round)",
+                f"{result['ours_per_second']:g}/s",
+                f"{result['bare_per_second']:g}/s",
+                _ratio(result["ratio"]),
+                f"≥ 0.8{TIMES}",
+            ]
+        )
+    paths = _load(folder, "paths")
+    if paths:
+        result = paths["result"]
+        for figure in ("like", "comment"):
+            rows.append(
+                [f"{figure} path p50 (one at a time)", _ms(result[figure]["p50_ms"]), "", "", "no slower than before"]
+            )
+    loads = [
+        f"{name}: {data['load_average_before'][0]:g}"
+        for name in ("fanout", "coldstart", "round_trips", "concurrency", "paths")
+        if (data := _load(folder, name))
+    ]
+    lines = ["| figure | ours | peer | ratio | goal |", "| --- | --- | --- | --- | --- |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    first = next((data for name in ("fanout", "coldstart") if (data := _load(folder, name))), None)
+    context = ""
+    if first:
+        described = first["machine"]
+        context = (
+            f"\n\nMeasured {first['when']} on {described['cpus']} CPUs ({described['cpu_model']}), Python "
+            f"{described['python']}, Node {described['node']}; 1-minute load average at the start of each "
+            f"benchmark: {', '.join(loads)}."
+        )
+    return "\n".join(lines) + context + "\n"
+
+
+def write_summary(folder: Path) -> str:
+    text = "# Benchmark summary (written by `make bench`)\n\n" + table(folder)
+    (folder / "summary.md").write_text(text)
+    return text
