@@ -6,7 +6,8 @@
 #   LAMBDA_ARCH=x86_64 infra/aws/build_lambda.sh  what the deploy check runs on this machine's CPU
 #
 # Settings: LAMBDA_ARCH (arm64 | x86_64), LAMBDA_PYTHON (3.12), LAMBDA_EXTRAS (socketio: the Socket.IO publisher's
-# SDKs; Ably and Pusher are plain dependencies), VENV (.venv: the venv the tests ran in, whose versions the zip pins).
+# SDKs; Ably and Pusher are plain dependencies), VENV (.venv: the venv the tests ran in, whose versions the zip pins),
+# LAMBDA_NO_DEPS=1 (our own modules only, in seconds: to look at what the zip ships of the source).
 #
 # Why each step:
 # - build/ is emptied first: setuptools reuses build/lib, so a module deleted from the source stayed in the zip.
@@ -29,9 +30,13 @@ case "$arch" in
 esac
 
 # The target Python itself compiles the bytecode (a .pyc is specific to its minor version).
-python_bin="$(command -v "python$python_version" || true)"
-if [ -z "$python_bin" ] && command -v pyenv >/dev/null 2>&1; then
+# pyenv's shims exist for versions that are not selected, so the interpreter is asked to run before it is chosen.
+python_bin=""
+if command -v pyenv >/dev/null 2>&1; then
   python_bin="$(ls -d "$(pyenv root)/versions/$python_version".*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)"
+fi
+if [ -z "$python_bin" ] && "python$python_version" -c pass 2>/dev/null; then
+  python_bin="python$python_version"
 fi
 if [ -z "$python_bin" ]; then
   echo "Python $python_version is needed to build the zip (on PATH as python$python_version, or under pyenv)" >&2
@@ -47,7 +52,9 @@ out=build/lambda
 mkdir -p "$out"
 "$venv/bin/python" -m pip freeze --exclude-editable --all | grep -v '^hafi-realtime' >build/constraints.txt
 
-"$python_bin" -m pip install --quiet --disable-pip-version-check --no-compile --target "$out" \
+deps=()
+if [ "${LAMBDA_NO_DEPS:-0}" = 1 ]; then deps=(--no-deps); fi
+"$python_bin" -m pip install --quiet --disable-pip-version-check --no-compile --target "$out" "${deps[@]}" \
   --platform "manylinux_2_28_$machine" --platform "manylinux2014_$machine" --implementation cp \
   --python-version "$python_version" --only-binary=:all: --constraint build/constraints.txt ".[${extras}]"
 
