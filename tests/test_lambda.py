@@ -109,7 +109,7 @@ async def test_the_scheduled_relay_publishes_what_requests_left_pending(api: Api
 
 
 async def test_the_vercel_entry_serves_the_same_app_without_mangum(api: Api, lambda_env: None) -> None:
-    vercel = _fresh_import("infra.vercel.index")
+    vercel = _fresh_import("api.index")
     transport = httpx.ASGITransport(app=vercel.app)
 
     async with httpx.AsyncClient(transport=transport, base_url="https://hafi.vercel.app") as client:

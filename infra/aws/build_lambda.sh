@@ -1,20 +1,65 @@
 #!/usr/bin/env bash
-# Builds build/lambda.zip for the Lambda functions in serverless.yml: the package and its dependencies for
-# Linux arm64 / Python 3.11, with bytecode compiled ahead (unchecked-hash .pyc: Lambda's file system is read-only
-# and zip timestamps make ordinary .pyc stale, so a cold start would otherwise compile everything again).
+# Builds build/lambda.zip for the Lambda functions in serverless.yml: the code that runs (core/, functions/) and
+# its dependencies for Linux on the Lambda Python runtime, with bytecode compiled ahead.
 #
-#   infra/aws/build_lambda.sh [extras]     extras default to "ably,pusher,socketio"; e.g. "ably" for a smaller zip
+#   infra/aws/build_lambda.sh                     arm64 (what serverless.yml deploys), Python 3.12
+#   LAMBDA_ARCH=x86_64 infra/aws/build_lambda.sh  what the deploy check runs on this machine's CPU
+#
+# Settings: LAMBDA_ARCH (arm64 | x86_64), LAMBDA_PYTHON (3.12), LAMBDA_EXTRAS (socketio: the Socket.IO publisher's
+# SDKs; Ably and Pusher are plain dependencies), VENV (.venv: the venv the tests ran in, whose versions the zip pins),
+# LAMBDA_NO_DEPS=1 (our own modules only, in seconds: to look at what the zip ships of the source).
+#
+# Why each step:
+# - build/ is emptied first: setuptools reuses build/lib, so a module deleted from the source stayed in the zip.
+# - Dependency versions are constrained to `pip freeze` of the test venv: the zip runs what the tests ran, not
+#   whatever the newest wheel for the platform is (manylinux2014 alone made pip pick psycopg 3.2 on arm64).
+#   Lambda's python3.12+ runtimes are Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels are valid there.
+# - Bytecode: `compileall -f` with unchecked-hash .pyc, by the target Python. Timestamp .pyc go stale through
+#   zip (2-second times), and /var/task is read-only, so each cold start would compile them again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-extras="${1:-ably,pusher,socketio}"
-platform="${LAMBDA_PLATFORM:-manylinux2014_aarch64}"
+
+arch="${LAMBDA_ARCH:-arm64}"
+python_version="${LAMBDA_PYTHON:-3.12}"
+extras="${LAMBDA_EXTRAS:-socketio}"
+venv="${VENV:-.venv}"
+case "$arch" in
+  arm64) machine=aarch64 ;;
+  x86_64) machine=x86_64 ;;
+  *) echo "LAMBDA_ARCH must be arm64 or x86_64, not '$arch'" >&2; exit 2 ;;
+esac
+
+# The target Python itself compiles the bytecode (a .pyc is specific to its minor version).
+# pyenv's shims exist for versions that are not selected, so the interpreter is asked to run before it is chosen.
+python_bin=""
+if command -v pyenv >/dev/null 2>&1; then
+  python_bin="$(ls -d "$(pyenv root)/versions/$python_version".*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)"
+fi
+if [ -z "$python_bin" ] && "python$python_version" -c pass 2>/dev/null; then
+  python_bin="python$python_version"
+fi
+if [ -z "$python_bin" ]; then
+  echo "Python $python_version is needed to build the zip (on PATH as python$python_version, or under pyenv)" >&2
+  exit 2
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  echo "$venv is missing: run 'make install' (the zip pins the versions the tests run with)" >&2
+  exit 2
+fi
+
+rm -rf build
 out=build/lambda
-rm -rf "$out" build/lambda.zip
 mkdir -p "$out"
-python3 -m pip install --quiet --target "$out" --platform "$platform" --implementation cp --python-version 3.11 \
-  --only-binary=:all: --upgrade ".[${extras}]"
-# The CLI, migrations and dev server are not needed by a function; the package itself is.
-rm -rf "$out"/bin "$out"/pgserver*
-python3 -m compileall -q --invalidation-mode unchecked-hash "$out"
+"$venv/bin/python" -m pip freeze --exclude-editable --all | grep -v '^hafi-realtime' >build/constraints.txt
+
+deps=()
+if [ "${LAMBDA_NO_DEPS:-0}" = 1 ]; then deps=(--no-deps); fi
+"$python_bin" -m pip install --quiet --disable-pip-version-check --no-compile --target "$out" "${deps[@]}" \
+  --platform "manylinux_2_28_$machine" --platform "manylinux2014_$machine" --implementation cp \
+  --python-version "$python_version" --only-binary=:all: --constraint build/constraints.txt ".[${extras}]"
+
+# Only what a function runs: the CLI's migrations and scripts are not (the package finder ships infra/).
+rm -rf "$out"/bin "$out"/infra "$out"/pgserver* "$out"/tests "$out"/web "$out"/bench "$out"/docs "$out"/standins
+"$python_bin" -m compileall -q -f -j 0 --invalidation-mode unchecked-hash "$out"
 (cd "$out" && zip -q -r -X ../lambda.zip .)
-echo "build/lambda.zip: $(du -h build/lambda.zip | cut -f1)"
+echo "build/lambda.zip ($arch, Python $python_version): $(du -h build/lambda.zip | cut -f1)"
