@@ -12,6 +12,7 @@ from core.settings import Settings
 from tests.support.api import Api
 from tests.support.database import empty_tables, fresh_database
 from tests.support.environment import clear_settings_variables, make_settings
+from tests.support.sockets import LiveServer, live_node
 
 clear_settings_variables()
 
@@ -58,3 +59,16 @@ async def api(runtime: Runtime) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Api(client, runtime)
+
+
+@pytest.fixture(scope="module")
+def socket_settings(database_url: str) -> Settings:
+    """A Socket.IO node's settings, with room for the many actions its tests send from one identity."""
+    return make_settings(database_url, realtime_provider="socketio", rate_limit_per_minute=10_000)
+
+
+@pytest.fixture
+async def live(socket_settings: Settings) -> AsyncIterator[LiveServer]:
+    """The API and a Socket.IO node serving on loopback, as ``hafi-realtime socketio`` runs it."""
+    async with live_node(socket_settings) as server:
+        yield server

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import jwt
 import pytest
@@ -15,25 +13,9 @@ from sqlalchemy import func, select
 from core.models import Like, OutboxMessage
 from core.settings import Settings
 from tests.support.api import bearer
-from tests.support.environment import make_settings
-from tests.support.sockets import WAIT_SECONDS, Client, LiveServer, clients, live_node
+from tests.support.sockets import WAIT_SECONDS, Client, LiveServer, clients, unique
 
 QUIET_SECONDS = 0.5  # how long "nothing arrives" is watched for, after something that does arrive
-
-
-@pytest.fixture(scope="module")
-def socket_settings(database_url: str) -> Settings:
-    return make_settings(database_url, realtime_provider="socketio", rate_limit_per_minute=10_000)
-
-
-@pytest.fixture
-async def live(socket_settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_node(socket_settings) as server:
-        yield server
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 async def test_a_like_through_the_http_api_reaches_every_client_in_the_event_room_and_none_in_another(

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
@@ -21,25 +20,18 @@ from core.auth import Role
 from core.settings import Settings
 from core.socketio_server.joins import MAX_EVENT_ROOMS, REFUSALS_BEFORE_DISCONNECT
 from tests.support.api import bearer
-from tests.support.environment import make_settings, redis_url
-from tests.support.sockets import WAIT_SECONDS, LiveServer, Polling, clients, free_port, live_node, socketio_process
+from tests.support.environment import redis_url
+from tests.support.sockets import (
+    WAIT_SECONDS,
+    LiveServer,
+    Polling,
+    clients,
+    free_port,
+    socketio_process,
+    unique,
+)
 
 QUIET_SECONDS = 0.5
-
-
-@pytest.fixture(scope="module")
-def socket_settings(database_url: str) -> Settings:
-    return make_settings(database_url, realtime_provider="socketio", rate_limit_per_minute=10_000)
-
-
-@pytest.fixture
-async def live(socket_settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_node(socket_settings) as server:
-        yield server
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def token_expiring_in(

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,3 +174,8 @@ class Polling:
 
     def query(self) -> dict[str, str]:
         return {"EIO": "4", "transport": "polling", "sid": self.sid}
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (or earlier run against the same database) has used: rooms and events per test."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
