@@ -26,7 +26,7 @@ def _admin_claims(secret: str, **extra: object) -> str:
     return jwt.encode({**claims, "exp": now + 600, **extra}, secret, algorithm="HS256")
 
 
-@pytest.mark.parametrize("entry", ["functions.api", "infra.vercel.index"])
+@pytest.mark.parametrize("entry", ["functions.api", "api.index"])
 def test_serving_without_app_env_and_jwt_secret_refuses_to_start_and_names_the_setting(entry: str) -> None:
     """As vercel.json deploys it: no APP_ENV, no JWT_SECRET."""
     result = subprocess.run(
