@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from core import idempotency
 from core.auth import Principal
+from core.errors import ConflictError
 from core.realtime.channels import event_channel
 from core.runtime import Runtime
 from core.schemas import (
@@ -66,8 +67,8 @@ async def _once(
         assert key is not None  # only a keyed request can be repeated
         async with read_only(runtime) as conn:
             earlier = await idempotency.earlier_answer(conn, identity=identity, key=key, fingerprint=fingerprint)
-        if earlier is None:  # the first copy's row was pruned in between: a day-old race, answer as a conflict
-            raise
+        if earlier is None:  # the first copy's row was pruned in between: a day-old race
+            raise ConflictError("idempotency_conflict", "This request was just made with the same key; retry it") from None
         return answer_type.model_validate(earlier)
 
 
