@@ -68,7 +68,9 @@ async def _once(
         async with read_only(runtime) as conn:
             earlier = await idempotency.earlier_answer(conn, identity=identity, key=key, fingerprint=fingerprint)
         if earlier is None:  # the first copy's row was pruned in between: a day-old race
-            raise ConflictError("idempotency_conflict", "This request was just made with the same key; retry it") from None
+            raise ConflictError(
+                "idempotency_conflict", "This request was just made with the same key; retry it"
+            ) from None
         return answer_type.model_validate(earlier)
 
 
