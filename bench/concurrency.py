@@ -12,28 +12,17 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import JWT_SECRET, load_average, percentiles
 from core.api.app import create_app
 from core.realtime.memory import MemoryProvider
 from core.runtime import build_runtime
+from core.services.likes import LIKE_STATEMENT
 from core.settings import load_settings
 from tests.support.api import Api, bearer
 
 POOL_SIZE = 10
-# The like's own statement: the row and the counter, as the service writes them; nothing else.
-LIKE_SQL = text(
-    """
-    WITH added AS (
-        INSERT INTO likes (photo_id, session_id) VALUES (:photo_id, :session_id)
-        ON CONFLICT DO NOTHING RETURNING photo_id
-    )
-    UPDATE photos SET like_count = like_count + 1 FROM added WHERE photos.id = added.photo_id
-    RETURNING photos.like_count
-    """
-)
 
 
 def _bare_app(database_url: str) -> tuple[FastAPI, Callable[[], Awaitable[None]]]:
@@ -43,7 +32,7 @@ def _bare_app(database_url: str) -> tuple[FastAPI, Callable[[], Awaitable[None]]
     @app.post("/api/photos/{photo_id}/like")
     async def like(photo_id: int, session: str) -> dict[str, Any]:
         async with engine.begin() as conn:
-            count = await conn.scalar(LIKE_SQL, {"photo_id": photo_id, "session_id": session})
+            count = await conn.scalar(LIKE_STATEMENT, {"photo_id": photo_id, "session_id": session})
         return {"photoId": photo_id, "likeCount": count}
 
     return app, engine.dispose
