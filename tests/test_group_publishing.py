@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from core import messages
 from core.messages import GROUP
@@ -27,6 +27,7 @@ from core.settings import Settings
 from tests.support.api import Api, api_with, bearer
 from tests.support.environment import make_settings
 from tests.support.groups import unpacked
+from tests.support.outbox import hold_channel_lease
 
 CHANNEL = "event:wedding"
 
@@ -90,14 +91,7 @@ async def _lease(api: Api, channel: str = CHANNEL) -> Any:
 
 
 async def _set_lease(api: Api, publisher: str, *, seconds: float, channel: str = CHANNEL) -> None:
-    async with api.runtime.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE channel_sequences SET publisher = :publisher, "
-                "publisher_until = now() + make_interval(secs => :seconds) WHERE channel = :channel"
-            ),
-            {"publisher": publisher, "seconds": seconds, "channel": channel},
-        )
+    await hold_channel_lease(api.runtime, channel, publisher, seconds=seconds)
 
 
 def _most_in_any_second(starts: list[float]) -> int:
@@ -153,7 +147,7 @@ async def test_a_lone_like_on_a_quiet_channel_is_published_before_the_answer_wit
         sleeps.append(seconds)
         await real_sleep(seconds)
 
-    monkeypatch.setattr(publishing.asyncio, "sleep", recording_sleep)
+    monkeypatch.setattr("core.outbox.publishing.asyncio.sleep", recording_sleep)
     response = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
     published_when_answered = list(provider.published)
 

@@ -338,12 +338,13 @@ async def publish_turns(
             ids = [row.id for group in groups.values() for row in group]
             if not cleared:
                 cleared = True
+                known = [row.id for turn in ready for row in turn.rows]
                 if provider in _seen_failing and not await may_publish(
-                    conn, provider, settings, holding=ids, publisher=publisher, channels=list(current)
+                    conn, provider, settings, holding=known, publisher=publisher, channels=list(current)
                 ):
-                    metrics.incr("events_held", len(ids))
-                    log.info("publish held", extra={"provider": provider.name, "event_ids": ids, "outcome": "held"})
-                    outcome.held += ids
+                    metrics.incr("events_held", len(known))
+                    log.info("publish held", extra={"provider": provider.name, "event_ids": known, "outcome": "held"})
+                    outcome.held += known
                     return outcome
             if not await _send(conn, provider, publisher, list(current), groups, settings, outcome):
                 return outcome
