@@ -288,7 +288,7 @@ async def test_a_request_hands_its_lease_off_after_its_bound_and_no_event_is_lef
     # The lease went from request to request, none publishing for others much beyond its bound (and its re-takes).
     holders = [elapsed for elapsed, calls in publishing_times if calls]
     assert len(holders) >= 3
-    assert max(holders) < (1 + publishing._RETAKES) * (bound + 0.2) + 0.5, sorted(holders)
+    assert max(holders) < (1 + publishing.HAND_OFF_RETAKES) * (bound + 0.2) + 0.5, sorted(holders)
 
 
 def test_a_long_run_is_split_into_groups_within_the_size_limit() -> None:
