@@ -120,12 +120,13 @@ async def test_a_storm_of_likes_goes_out_in_groups_one_publish_in_flight_within_
     # Every event exactly once, and in publish order the channel's seqs run 1..200: groups are contiguous, ordered.
     assert sorted(int(event.id) for event in events) == sorted(row.id for row in rows)
     assert [event.data["seq"] for event in events] == list(range(1, 201))
-    # One provider message per like before groups; now far fewer.
-    assert len(provider.published) <= 100, len(provider.published)
-    assert any(message.name == GROUP for message in provider.published)
-    assert provider.most_in_flight == 1
+    # One provider message per like before groups; now fewer, as many as the ceiling allows over the storm.
     starts = provider.starts[CHANNEL]
-    assert _most_in_any_second(starts) <= api.runtime.settings.channel_publish_ceiling_per_second
+    ceiling = api.runtime.settings.channel_publish_ceiling_per_second
+    assert len(provider.published) < 200 and any(message.name == GROUP for message in provider.published)
+    assert len(provider.published) <= ceiling * (starts[-1] - starts[0]) + 1
+    assert provider.most_in_flight == 1
+    assert _most_in_any_second(starts) <= ceiling
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.04
     lease = await _lease(api)
     assert lease.publisher is None and lease.published_seq == lease.last_seq == 200
