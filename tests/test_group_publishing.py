@@ -64,7 +64,8 @@ class WatchingProvider(MemoryProvider):
 
 
 def _settings(database_url: str, **overrides: Any) -> Settings:
-    return make_settings(database_url, rate_limit_per_minute=10_000, **overrides)
+    # A pool of a few connections is concurrency enough, and leaves the shared server room for others.
+    return make_settings(database_url, rate_limit_per_minute=10_000, db_pool_size=6, **overrides)
 
 
 @pytest.fixture
