@@ -320,3 +320,26 @@ def test_a_long_run_is_split_into_groups_within_the_size_limit() -> None:
     assert all([row.seq for row in group] == list(range(group[0].seq, group[-1].seq + 1)) for group in groups)
     assert any(group[-1].seq == 150 for group in groups) and any(group[0].seq == 152 for group in groups)
     assert len(groups) < 10
+
+
+async def test_a_claim_takes_only_free_channels_with_pending_events_of_those_asked_for(
+    watched: tuple[Api, WatchingProvider],
+) -> None:
+    api, provider = watched
+    photos = {slug: (await api.event(slug, photos=1))[0] for slug in ("one", "two", "three")}
+    guest = await api.guest()
+    provider.failure = ConnectionRefusedError("down")  # every like's publish fails: its event stays pending
+    for photo in photos.values():
+        await api.client.post(f"/api/photos/{photo}/like", headers=bearer(guest))
+    provider.failure = None
+    await _set_lease(api, "a-live-holder", seconds=30, channel="event:two")
+    settings = api.runtime.settings
+
+    async with api.runtime.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        asked = await publishing.claim_channels(conn, "retaker", settings, only=["event:one", "event:two"])
+        again = await publishing.claim_channels(conn, "another", settings)
+
+    assert [turn.channel for turn in asked] == ["event:one"]  # two's lease is held
+    assert [turn.channel for turn in again] == ["event:three"]  # one is now the retaker's
+    assert (await _lease(api, "event:one")).publisher == "retaker"
