@@ -1,6 +1,7 @@
 """The work of one action: its attempt counted against the rate limits, then the change together with the messages
-it causes (in one transaction, or in one statement, atomic by itself), then, after commit, one publish of those
-messages (docs/architecture.md). Reads get an autocommit connection instead."""
+it causes (in one transaction, or in one statement, atomic by itself), then, after commit, the publish of those
+messages on each channel whose publish lease the action took (docs/architecture.md). Reads get an autocommit
+connection instead."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from core.messages import PendingMessage
 from core.models import OutboxMessage
 from core.outbox import publishing, store
 from core.runtime import Runtime
+from core.settings import Settings
 
 
 @dataclass
@@ -23,17 +25,32 @@ class UnitOfWork:
     """A service's handle on the action: the connection, and where its realtime messages go."""
 
     conn: AsyncConnection
-    lease_seconds: int
-    enqueued: list[OutboxMessage] = field(default_factory=list)
+    settings: Settings
+    publisher: str = field(default_factory=publishing.new_publisher)
+    enqueued: store.Enqueued = field(default_factory=store.Enqueued)
 
     async def emit(self, events: Sequence[PendingMessage]) -> list[OutboxMessage]:
-        rows = await store.insert_messages(self.conn, events, lease_seconds=self.lease_seconds)
-        self.enqueued.extend(rows)
-        return rows
+        stored = await store.insert_messages(
+            self.conn,
+            events,
+            publisher=self.publisher,
+            lease_seconds=self.settings.outbox_lease_seconds,
+            backlog_limit=self.settings.relay_batch_size,
+        )
+        self.enqueued.merge(stored)
+        return stored.own
 
-    def stored(self, rows: Sequence[OutboxMessage]) -> None:
-        """Messages a service's own statement wrote to the outbox, to be published after it like emitted ones."""
-        self.enqueued.extend(rows)
+    def insert_params(self) -> dict[str, object]:
+        """The outbox insert's parameters, for a service whose own statement ends with it (``store.insert_sql``)."""
+        return store.insert_params(
+            publisher=self.publisher,
+            lease_seconds=self.settings.outbox_lease_seconds,
+            backlog_limit=self.settings.relay_batch_size,
+        )
+
+    def stored(self, enqueued: store.Enqueued) -> None:
+        """What a service's own statement wrote to the outbox, to be published after it like emitted messages."""
+        self.enqueued.merge(enqueued)
 
 
 async def _count_attempt(conn: AsyncConnection, limits: Sequence[ratelimit.Limit]) -> None:
@@ -60,7 +77,7 @@ async def _action(
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         if limits:
             await _count_attempt(conn, limits)
-        unit = UnitOfWork(conn, settings.outbox_lease_seconds)
+        unit = UnitOfWork(conn, settings)
         if in_transaction:
             await conn.commit()  # nothing to commit (autocommit); it lets the isolation level change
             await conn.execution_options(isolation_level=conn.default_isolation_level)
@@ -69,8 +86,16 @@ async def _action(
             await conn.execution_options(isolation_level="AUTOCOMMIT")
         else:
             yield unit
-        if unit.enqueued:
-            await publishing.publish(conn, runtime.provider, unit.enqueued, settings)
+        if unit.enqueued.turns:
+            # A request publishes for others only as long as one publish may take; then it hands the lease off.
+            await publishing.publish_turns(
+                conn,
+                runtime.provider,
+                unit.publisher,
+                list(unit.enqueued.turns.values()),
+                settings,
+                hand_off_after=settings.publish_timeout_seconds,
+            )
 
 
 @asynccontextmanager
@@ -78,8 +103,9 @@ async def transaction(
     runtime: Runtime, *, rate_limit_key: str | None = None, client_address: str | None = None
 ) -> AsyncIterator[UnitOfWork]:
     """Counts the attempt against ``rate_limit_key`` (the identity) and ``client_address``, then runs the body in
-    one transaction; after commit, publishes what it emitted. A publish failure does not fail the action: its
-    messages stay pending for the relay.
+    one transaction; after commit, publishes what is pending on the channels whose lease it took (its own messages
+    on the others are left to their lease's holder). A publish failure does not fail the action: its messages stay
+    pending for the relay.
 
     The attempt is counted first and on its own: a request refused with a 4xx still counts against the limit (it is
     the attempts that are limited, so guessing access codes or passwords is slowed too); nothing else of it is
@@ -94,10 +120,8 @@ async def single_statement(
 ) -> AsyncIterator[UnitOfWork]:
     """As ``transaction``, for a body that makes its change, outbox rows included, in one statement: autocommit, so
     the statement is atomic by itself and the action costs no BEGIN and no COMMIT."""
-    async with _action(
-        runtime, rate_limit_key=rate_limit_key, client_address=client_address, in_transaction=False
-    ) as u:
-        yield u
+    async with _action(runtime, rate_limit_key, client_address, in_transaction=False) as unit:
+        yield unit
 
 
 @asynccontextmanager

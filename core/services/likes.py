@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from core import messages
 from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params
 from core.auth import Principal
-from core.outbox.store import row_to_message
+from core.outbox import store
 from core.realtime.wire import encode
 from core.unit_of_work import UnitOfWork
 
@@ -27,60 +27,52 @@ LIKE_STATEMENT = text(
     """
 )
 
-_CHANGE_LIKE = """
-    WITH photo AS (
+# The caller's visibility, the like row and the counter, in front of the outbox insert (core.outbox.store), whose
+# input is the one message, completed with the photo's event and new count; none where nothing changed.
+_CHANGE_LIKE_BEFORE = """
+    photo AS (
         SELECT p.id, e.slug FROM photos p JOIN events e ON e.id = p.event_id
         WHERE p.id = :photo_id AND {can_see_event}
-    ), changed AS (
-        {change}
-    ), counted AS (
+    ),
+    changed AS ({change}),
+    counted AS (
         UPDATE photos SET like_count = like_count {step} FROM changed WHERE photos.id = changed.photo_id
         RETURNING photos.like_count
-    ), input AS (
-        SELECT CAST(:channel_prefix AS text) || photo.slug AS channel, CAST(:event AS text) AS event,
-               CAST(:payload AS jsonb) || jsonb_build_object('eventSlug', photo.slug, 'likeCount', counted.like_count)
-                   AS payload,
-               1 AS ord
-        FROM photo, counted
-    ), counts AS (
-        SELECT channel, count(*) AS n FROM input GROUP BY channel
-    ), numbered AS (
-        INSERT INTO channel_sequences AS cs (channel, last_seq)
-        SELECT channel, n FROM counts ORDER BY channel
-        ON CONFLICT (channel) DO UPDATE SET last_seq = cs.last_seq + EXCLUDED.last_seq
-        RETURNING channel, last_seq
-    ), stored AS (
-        INSERT INTO outbox (channel, seq, event, payload, next_attempt_at)
-        SELECT i.channel,
-               s.last_seq - c.n + row_number() OVER (PARTITION BY i.channel ORDER BY i.ord),
-               i.event, i.payload, now() + make_interval(secs => :lease)
-        FROM input i JOIN counts c USING (channel) JOIN numbered s USING (channel)
-        ORDER BY i.ord
-        RETURNING id, channel, seq, event, payload, created_at, attempts
     )
-    -- One row where the caller may see the photo, none where it may not or it does not exist. The count read from
-    -- photos is the one before this statement (its own changes are not visible to it): the answer when unchanged.
-    SELECT photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
-           counted.like_count IS NOT NULL AS changed,
-           stored.id, stored.channel, stored.seq, stored.event, stored.payload, stored.created_at, stored.attempts
-    FROM photo JOIN photos current ON current.id = photo.id
-    LEFT JOIN counted ON true LEFT JOIN stored ON true
 """
-_LIKE = text(
-    _CHANGE_LIKE.format(
-        can_see_event=CAN_SEE_EVENT_SQL,
-        change="INSERT INTO likes (photo_id, session_id) SELECT id, :session_id FROM photo"
-        " ON CONFLICT DO NOTHING RETURNING photo_id",
-        step="+ 1",
-    )
+_LIKE_MESSAGE = """
+    SELECT CAST(:channel_prefix AS text) || photo.slug AS channel, CAST(:event AS text) AS event,
+           CAST(:payload AS jsonb) || jsonb_build_object('eventSlug', photo.slug, 'likeCount', counted.like_count)
+               AS payload,
+           1 AS ord
+    FROM photo, counted
+"""
+# Rows where the caller may see the photo (one, or one per publishable message), none where it may not or it does
+# not exist. The count read from photos is the one before this statement (its own changes are not visible to it):
+# the answer when nothing changed.
+_ANSWER = f"""
+    SELECT photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
+           counted.like_count IS NOT NULL AS changed, publishable.id IS NOT NULL AS publishable,
+           {", ".join(f"publishable.{column.strip()}" for column in store.PUBLISHABLE_COLUMNS.split(","))}
+    FROM photo JOIN photos current ON current.id = photo.id
+    LEFT JOIN counted ON true LEFT JOIN publishable ON true
+"""
+
+
+def _statement(change: str, step: str) -> TextClause:
+    before = _CHANGE_LIKE_BEFORE.format(can_see_event=CAN_SEE_EVENT_SQL, change=change, step=step)
+    return text(store.insert_sql(_LIKE_MESSAGE, before=before) + _ANSWER)
+
+
+_LIKE = _statement(
+    "INSERT INTO likes (photo_id, session_id) SELECT id, :session_id FROM photo ON CONFLICT DO NOTHING"
+    " RETURNING photo_id",
+    "+ 1",
 )
-_UNLIKE = text(
-    _CHANGE_LIKE.format(
-        can_see_event=CAN_SEE_EVENT_SQL,
-        change="DELETE FROM likes USING photo WHERE likes.photo_id = photo.id AND likes.session_id = :session_id"
-        " RETURNING likes.photo_id",
-        step="- 1",
-    )
+_UNLIKE = _statement(
+    "DELETE FROM likes USING photo WHERE likes.photo_id = photo.id AND likes.session_id = :session_id"
+    " RETURNING likes.photo_id",
+    "- 1",
 )
 
 
@@ -104,12 +96,12 @@ async def set_like(
         "channel_prefix": message.channel,
         "event": message.name,
         "payload": encode(message.payload),
-        "lease": uow.lease_seconds,
         **visibility_params(principal),
+        **uow.insert_params(),
     }
-    row = (await uow.conn.execute(_LIKE if liked else _UNLIKE, params)).one_or_none()
-    if row is None:
+    rows = (await uow.conn.execute(_LIKE if liked else _UNLIKE, params)).all()
+    if not rows:
         raise photo_not_found(photo_id)
-    if row.id is not None:
-        uow.stored([row_to_message(row)])
-    return LikeState(row.photo_id, row.like_count, liked=liked, changed=row.changed)
+    uow.stored(store.publishable_rows(row for row in rows if row.publishable))
+    answer = rows[0]
+    return LikeState(answer.photo_id, answer.like_count, liked=liked, changed=answer.changed)
