@@ -1,7 +1,8 @@
 """Cold start: process start -> the handler module imported -> one API Gateway (HTTP API v2) request answered,
-for ``functions.api`` (a like against Postgres; ``/api/health``) and for ``bench/bare_lambda.py`` (a bare FastAPI +
-Mangum handler doing one INSERT with psycopg; a bare hello), interleaved in the same run, several runs each,
-medians reported. Timed from this process: from just before the child is spawned to the child's answer line."""
+for ``functions.api`` (a like against Postgres; ``/api/health``), for ``functions.likes`` (the like function: a
+like), and for ``bench/bare_lambda.py`` (a bare FastAPI + Mangum handler doing one INSERT with psycopg; a bare
+hello), interleaved in the same run, several runs each, medians reported. Timed from this process: from just before
+the child is spawned to the child's answer line."""
 
 from __future__ import annotations
 
@@ -103,16 +104,24 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
     libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(libpq_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_bare_likes (id bigserial PRIMARY KEY, photo_id bigint NOT NULL)")
-    photo_id, guests = asyncio.run(_photo_and_guests(database_url, runs))
+    photo_id, guests = asyncio.run(_photo_and_guests(database_url, 2 * runs))
     ours_env = base_env(DATABASE_URL=database_url, REALTIME_PROVIDER="memory")
     bare_env = base_env(BARE_DATABASE_URL=libpq_url)
     like_path = f"/api/photos/{photo_id}/like"
     health = http_event("2.0", "GET", "/api/health")
-    samples: dict[str, list[dict[str, Any]]] = {"ours_like": [], "bare_like": [], "ours_health": [], "bare_health": []}
-    for guest in guests:
+    samples: dict[str, list[dict[str, Any]]] = {
+        "ours_like": [],
+        "ours_like_function": [],
+        "bare_like": [],
+        "ours_health": [],
+        "bare_health": [],
+    }
+    for guest, function_guest in zip(guests[::2], guests[1::2], strict=True):
         like = http_event("2.0", "POST", like_path, headers=bearer(guest))
         samples["ours_like"].append(_invoke("functions.api", like, ours_env))
         samples["bare_like"].append(_invoke("bench.bare_lambda", like, bare_env))
+        function_like = http_event("2.0", "POST", like_path, headers=bearer(function_guest))
+        samples["ours_like_function"].append(_invoke("functions.likes", function_like, ours_env))
         samples["ours_health"].append(_invoke("functions.api", health, ours_env))
         samples["bare_health"].append(_invoke("bench.bare_lambda", health, bare_env))
     for name, values in samples.items():
@@ -120,5 +129,8 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
     for figure in ("like", "health"):
         ours, bare = result[f"ours_{figure}"]["median_total_ms"], result[f"bare_{figure}"]["median_total_ms"]
         result[f"ratio_{figure}"] = round(ours / bare, 2)
+    # the like function (functions/likes.py) against the same bare like
+    like_function = result["ours_like_function"]["median_total_ms"]
+    result["ratio_like_function"] = round(like_function / result["bare_like"]["median_total_ms"], 2)
     result["what"] = "process start -> module imported -> one API Gateway v2 request answered (median of runs)"
     return result

@@ -67,13 +67,17 @@ def table(folder: Path) -> str:
         result = cold["result"]
         for figure, label in (
             ("like", "cold start → first like answered (median)"),
+            ("like_function", "cold start, like function → first like answered (median)"),
             ("health", "cold start → `/api/health` vs bare hello (median)"),
         ):
+            if f"ours_{figure}" not in result:  # the like function was measured from issue 10's fix on
+                continue
+            peer = "like" if figure == "like_function" else figure
             rows.append(
                 [
                     label,
                     _ms(result[f"ours_{figure}"]["median_total_ms"]),
-                    _ms(result[f"bare_{figure}"]["median_total_ms"]),
+                    _ms(result[f"bare_{peer}"]["median_total_ms"]),
                     _ratio(result[f"ratio_{figure}"]),
                     f"≤ 1.5{TIMES}",
                 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +45,24 @@ def can_see_event(principal: Principal | None, slug: str, *, protected: bool) ->
     return principal is not None and (principal.is_admin or slug in principal.events)
 
 
+# ``can_see_event`` for a statement that checks it as it acts (the like): true for the event ``e`` where the caller
+# may see it, given ``visibility_params``.
+CAN_SEE_EVENT_SQL = (
+    "(e.access_code_hash IS NULL OR :sees_every_event OR e.slug = ANY(CAST(:unlocked_events AS text[])))"
+)
+
+
+def visibility_params(principal: Principal | None) -> dict[str, Any]:
+    return {
+        "sees_every_event": principal is not None and principal.is_admin,
+        "unlocked_events": sorted(principal.events) if principal is not None else [],
+    }
+
+
+def photo_not_found(photo_id: int) -> NotFoundError:
+    return NotFoundError("photo_not_found", f"No photo {photo_id}")
+
+
 def _event_not_found(slug: str) -> NotFoundError:
     return NotFoundError(
         "event_not_found", f"No event {slug!r}, or it is protected: unlock it with its code (POST /api/auth/guest)"
@@ -64,7 +83,7 @@ _EVENT = select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not
 async def visible_photo(conn: AsyncConnection, principal: Principal | None, photo_id: int) -> PhotoRef:
     row = (await conn.execute(_PHOTO, {"photo_id": photo_id})).one_or_none()
     if row is None or not can_see_event(principal, row.slug, protected=row.protected):
-        raise NotFoundError("photo_not_found", f"No photo {photo_id}")
+        raise photo_not_found(photo_id)
     return PhotoRef(id=row.id, event_slug=row.slug)
 
 

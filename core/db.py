@@ -1,19 +1,30 @@
-"""The database engine, built for serverless: one pooled connection per sandbox, reused while warm."""
+"""The database engine, built for serverless: one pooled connection per sandbox, reused while warm.
+
+A pooled connection may have been dropped while it sat idle (a frozen sandbox, a pooler's idle timeout, a restarted
+server). Instead of pinging it before every use (a round trip on every request), the pool looks at its socket,
+which costs no round trip: a server that ends a connection says so (PostgreSQL sends a FATAL message, then closes),
+and an idle connection has nothing else to read, since nothing here LISTENs. Such a connection is replaced before
+anything is sent on it. A connection lost without a word (a network path that silently went away) is only found by
+the statement that uses it; ``core.unit_of_work`` retries that once where doing so cannot repeat a change."""
 
 from __future__ import annotations
 
+import select
+from typing import Any
+
+from psycopg import OperationalError
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.settings import Settings
 
 
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.require_database_url(),
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=0,
-        # A frozen sandbox may find its connection dropped by the server or a pooler; ping before use.
-        pool_pre_ping=True,
         pool_recycle=300,
         connect_args={
             # Server-side prepared statements break behind PgBouncer/Neon/Supavisor in transaction mode.
@@ -21,3 +32,26 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
             "connect_timeout": settings.db_connect_timeout,
         },
     )
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed_by_server)
+    return engine
+
+
+def closed_by_server(dbapi_connection: Any) -> bool:
+    """Whether an idle connection has something to read: the server's goodbye, or the end of the stream."""
+    try:
+        socket = dbapi_connection.driver_connection.pgconn.socket
+    except OperationalError:  # libpq already knows it is gone
+        return True
+    readable, _, _ = select.select([socket], [], [], 0)
+    return bool(readable)
+
+
+def _replace_if_closed_by_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    # The pool answers DisconnectionError by discarding this connection and checking out another (a new one).
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError("the server closed this pooled connection while it was idle")
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is the loss of the connection (SQLAlchemy has invalidated it, and the pool will not reuse it)."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.models import Comment, OutboxMessage
 from core.realtime.base import RealtimeMessage
-from core.realtime.channels import ADMIN_CHANNEL, event_channel
+from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, event_channel
 from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encode, encoded_size
 from core.schemas import CommentOut
 
@@ -55,6 +55,23 @@ def comment_json(comment: Comment) -> dict[str, Any]:
 def like_changed(*, slug: str, photo_id: int, like_count: int, liked: bool, mutation_id: str | None) -> PendingMessage:
     payload = {"photoId": str(photo_id), "eventSlug": slug, "likeCount": like_count}
     return _message(event_channel(slug), PHOTO_LIKED if liked else PHOTO_UNLIKED, payload, mutation_id)
+
+
+# What only the statement that writes a like learns: the photo's event and its new count (core/services/likes.py).
+LIKE_FILLED_IN_BY_STATEMENT = ("eventSlug", "likeCount")
+_LONGEST_SLUG = "a" * 64
+_LARGEST_COUNT = 2**63 - 1
+
+
+def like_changed_before_writing(*, photo_id: int, liked: bool, mutation_id: str | None) -> PendingMessage:
+    """``like_changed`` as far as it is known before the like is written: the channel is the event channel's prefix
+    (the statement appends the slug) and the payload lacks ``LIKE_FILLED_IN_BY_STATEMENT``. Its size is checked with
+    those at their largest."""
+    largest = like_changed(
+        slug=_LONGEST_SLUG, photo_id=photo_id, like_count=_LARGEST_COUNT, liked=liked, mutation_id=mutation_id
+    )
+    payload = {key: value for key, value in largest.payload.items() if key not in LIKE_FILLED_IN_BY_STATEMENT}
+    return PendingMessage(EVENT_PREFIX, largest.name, payload)
 
 
 def comment_added(*, slug: str, comment: Comment, mutation_id: str | None) -> list[PendingMessage]:

@@ -1,6 +1,7 @@
-"""The transaction of one action: rate limit and change together with the messages it causes, then, after commit,
-the publish of those messages on each channel whose publish lease the action took (docs/architecture.md). Reads get
-an autocommit connection instead."""
+"""The work of one action: its attempt counted against the rate limits, then the change together with the messages
+it causes (in one transaction, or in one statement, atomic by itself), then, after commit, the publish of those
+messages on each channel whose publish lease the action took (docs/architecture.md). Reads get an autocommit
+connection instead."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import ratelimit
-from core.errors import AppError, RateLimitedError
+from core.db import is_connection_lost
 from core.messages import PendingMessage
 from core.models import OutboxMessage
 from core.outbox import publishing, store
@@ -21,7 +22,7 @@ from core.settings import Settings
 
 @dataclass
 class UnitOfWork:
-    """A service's handle on the open transaction: the connection, and where its realtime messages go."""
+    """A service's handle on the action: the connection, and where its realtime messages go."""
 
     conn: AsyncConnection
     settings: Settings
@@ -39,36 +40,54 @@ class UnitOfWork:
         self.enqueued.merge(stored)
         return stored.own
 
+    def insert_params(self) -> dict[str, object]:
+        """The outbox insert's parameters, for a service whose own statement ends with it (``store.insert_sql``)."""
+        return store.insert_params(
+            publisher=self.publisher,
+            lease_seconds=self.settings.outbox_lease_seconds,
+            backlog_limit=self.settings.relay_batch_size,
+        )
+
+    def stored(self, enqueued: store.Enqueued) -> None:
+        """What a service's own statement wrote to the outbox, to be published after it like emitted messages."""
+        self.enqueued.merge(enqueued)
+
+
+async def _count_attempt(conn: AsyncConnection, limits: Sequence[ratelimit.Limit]) -> None:
+    """The action's first statement, on its own (autocommit): no limit row stays locked while the action runs.
+
+    It is the one statement retried, once, when it finds the pooled connection lost: it changes nothing but the
+    count of attempts, so at worst (the server ran it and the answer was lost) one attempt counts twice."""
+    try:
+        await ratelimit.hit(conn, limits)
+    except Exception as exc:
+        if not is_connection_lost(exc):
+            raise
+        await conn.rollback()  # lets the connection check out a new one on its next statement
+        await ratelimit.hit(conn, limits)
+
 
 @asynccontextmanager
-async def transaction(
-    runtime: Runtime, *, rate_limit_key: str | None = None, client_address: str | None = None
+async def _action(
+    runtime: Runtime, rate_limit_key: str | None, client_address: str | None, *, in_transaction: bool
 ) -> AsyncIterator[UnitOfWork]:
-    """Runs the body in one transaction, counting it against ``rate_limit_key`` (the identity) and ``client_address``
-    first; after commit, publishes what is pending on the channels whose lease it took (its own messages on the
-    others are left to their lease's holder). A publish failure does not fail the action: its messages stay pending
-    for the relay.
-
-    A request refused with a 4xx still counts against the limit (it is the attempts that are limited, so guessing
-    access codes or passwords is slowed too); nothing else of it is written.
-    """
     settings = runtime.settings
     limits = ratelimit.action_limits(settings, identity=rate_limit_key, address=client_address)
     async with runtime.engine.connect() as conn:
-        try:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        if limits:
+            await _count_attempt(conn, limits)
+        unit = UnitOfWork(conn, settings)
+        if in_transaction:
+            await conn.commit()  # nothing to commit (autocommit); it lets the isolation level change
+            await conn.execution_options(isolation_level=conn.default_isolation_level)
             async with conn.begin():
-                if limits:
-                    await ratelimit.hit(conn, limits)
-                unit = UnitOfWork(conn, settings)
                 yield unit
-        except AppError as exc:
-            if limits and not isinstance(exc, RateLimitedError):
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await ratelimit.count(conn, limits)
-            raise
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            yield unit
         if unit.enqueued.turns:
             # A request publishes for others only as long as one publish may take; then it hands the lease off.
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
             await publishing.publish_turns(
                 conn,
                 runtime.provider,
@@ -77,6 +96,32 @@ async def transaction(
                 settings,
                 hand_off_after=settings.publish_timeout_seconds,
             )
+
+
+@asynccontextmanager
+async def transaction(
+    runtime: Runtime, *, rate_limit_key: str | None = None, client_address: str | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """Counts the attempt against ``rate_limit_key`` (the identity) and ``client_address``, then runs the body in
+    one transaction; after commit, publishes what is pending on the channels whose lease it took (its own messages
+    on the others are left to their lease's holder). A publish failure does not fail the action: its messages stay
+    pending for the relay.
+
+    The attempt is counted first and on its own: a request refused with a 4xx still counts against the limit (it is
+    the attempts that are limited, so guessing access codes or passwords is slowed too); nothing else of it is
+    written."""
+    async with _action(runtime, rate_limit_key, client_address, in_transaction=True) as unit:
+        yield unit
+
+
+@asynccontextmanager
+async def single_statement(
+    runtime: Runtime, *, rate_limit_key: str | None = None, client_address: str | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """As ``transaction``, for a body that makes its change, outbox rows included, in one statement: autocommit, so
+    the statement is atomic by itself and the action costs no BEGIN and no COMMIT."""
+    async with _action(runtime, rate_limit_key, client_address, in_transaction=False) as unit:
+        yield unit
 
 
 @asynccontextmanager

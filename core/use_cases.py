@@ -30,7 +30,7 @@ from core.schemas import (
     PhotosOut,
 )
 from core.services import comments, galleries, likes
-from core.unit_of_work import UnitOfWork, read_only, transaction
+from core.unit_of_work import UnitOfWork, read_only, single_statement, transaction
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -85,7 +85,7 @@ async def set_like(
 ) -> LikeOut:
     """Likes or unlikes a photo for the caller's session; asking for the state it is in publishes nothing. Counted
     against the caller's identity and, where known, its client address."""
-    async with transaction(runtime, rate_limit_key=principal.subject, client_address=client_address) as uow:
+    async with single_statement(runtime, rate_limit_key=principal.subject, client_address=client_address) as uow:
         state = await likes.set_like(uow, principal=principal, photo_id=photo_id, liked=liked, mutation_id=mutation_id)
     return LikeOut.of(state)
 

@@ -11,17 +11,31 @@ import pytest
 HEAVY = ["ably", "pusher", "socketio", "engineio", "redis", "pgserver", "uvicorn"]
 
 
-def _modules_after_import(module: str, env: dict[str, str]) -> set[str]:
+ENV = {"DATABASE_URL": "postgresql://localhost/none", "JWT_SECRET": "cold-start-0123456789abcdef-0123456789"}
+
+
+def _loaded_modules(module: str, env: dict[str, str]) -> list[str]:
     code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return {name.split(".")[0] for name in loaded}
+    return loaded
 
 
-@pytest.mark.parametrize("module", ["functions.api", "functions.outbox_relay"])
+def _modules_after_import(module: str, env: dict[str, str]) -> set[str]:
+    return {name.split(".")[0] for name in _loaded_modules(module, env)}
+
+
+@pytest.mark.parametrize("module", ["functions.api", "functions.likes", "functions.outbox_relay"])
 def test_a_function_with_the_memory_provider_loads_no_realtime_sdk(module: str) -> None:
-    env = {"DATABASE_URL": "postgresql://localhost/none", "JWT_SECRET": "cold-start-0123456789abcdef-0123456789"}
-    loaded = _modules_after_import(module, {**env, "PATH": "/usr/bin"})
+    loaded = _modules_after_import(module, {**ENV, "PATH": "/usr/bin"})
 
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_like_function_loads_the_like_routes_and_no_others() -> None:
+    loaded = set(_loaded_modules("functions.likes", {**ENV, "PATH": "/usr/bin"}))
+
+    assert "core.api.routes.likes" in loaded
+    others = {name for name in loaded if name.startswith("core.api.routes.") and name != "core.api.routes.likes"}
+    assert not others, sorted(others)

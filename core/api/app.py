@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -16,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.api.headers import SecurityHeadersMiddleware
 from core.api.limits import BodyLimitMiddleware
 from core.api.middleware import AccessLogMiddleware
-from core.api.routes import admin, auth, cron, events, health, photos, realtime
 from core.errors import AppError, RateLimitedError, as_app_error
 from core.logs import configure_logging
 from core.runtime import Runtime, build_runtime
@@ -76,8 +76,25 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Something went wrong on our side")
 
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
-    """Builds the app; without a runtime it builds one from the environment (engine and provider included)."""
+def every_router() -> list[APIRouter]:
+    """The whole API. Imported here, not at the top: a function serving part of it loads only its own routes."""
+    from core.api.routes import admin, auth, cron, events, health, likes, photos, realtime
+
+    return [
+        health.router,
+        auth.router,
+        events.router,
+        likes.router,
+        photos.router,
+        admin.router,
+        realtime.router,
+        cron.router,
+    ]
+
+
+def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] | None = None) -> FastAPI:
+    """Builds the app serving ``routers`` (by default the whole API); without a runtime it builds one from the
+    environment (engine and provider included)."""
     runtime = runtime or build_runtime(get_settings())
     runtime.settings.require_jwt_secret()  # refuse to start, naming the setting, rather than fail every request
     configure_logging(runtime.settings.log_level)
@@ -93,15 +110,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         responses=_ERROR_RESPONSES,
     )
     app.state.runtime = runtime
-    for router in (
-        health.router,
-        auth.router,
-        events.router,
-        photos.router,
-        admin.router,
-        realtime.router,
-        cron.router,
-    ):
+    for router in every_router() if routers is None else routers:
         app.include_router(router)
     for mapped in (AppError, DBAPIError, PoolTimeoutError):
         app.add_exception_handler(mapped, _mapped_error)

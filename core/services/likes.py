@@ -1,16 +1,18 @@
-"""Likes: one per photo and session, with the photo's counter changed in the same statement as the like row."""
+"""Likes: one per photo and session. A like or an unlike is one statement: the visibility check, the like row, the
+photo's counter and the numbered outbox message, atomic by itself (autocommit), so no lock is held across round
+trips and a venue's likes on one photo queue only for the counter row, for the length of one statement."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import TextClause, text
 
 from core import messages
-from core.access import visible_photo
+from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params
 from core.auth import Principal
-from core.models import Photo
+from core.outbox import store
+from core.realtime.wire import encode
 from core.unit_of_work import UnitOfWork
 
 # Also the bare peer of bench/concurrency.py: the like's own SQL, measured without the rest of the action.
@@ -24,14 +26,53 @@ LIKE_STATEMENT = text(
     RETURNING photos.like_count
     """
 )
-_UNLIKE = text(
-    """
-    WITH removed AS (
-        DELETE FROM likes WHERE photo_id = :photo_id AND session_id = :session_id RETURNING photo_id
+
+# The caller's visibility, the like row and the counter, in front of the outbox insert (core.outbox.store), whose
+# input is the one message, completed with the photo's event and new count; none where nothing changed.
+_CHANGE_LIKE_BEFORE = """
+    photo AS (
+        SELECT p.id, e.slug FROM photos p JOIN events e ON e.id = p.event_id
+        WHERE p.id = :photo_id AND {can_see_event}
+    ),
+    changed AS ({change}),
+    counted AS (
+        UPDATE photos SET like_count = like_count {step} FROM changed WHERE photos.id = changed.photo_id
+        RETURNING photos.like_count
     )
-    UPDATE photos SET like_count = like_count - 1 FROM removed WHERE photos.id = removed.photo_id
-    RETURNING photos.like_count
-    """
+"""
+_LIKE_MESSAGE = """
+    SELECT CAST(:channel_prefix AS text) || photo.slug AS channel, CAST(:event AS text) AS event,
+           CAST(:payload AS jsonb) || jsonb_build_object('eventSlug', photo.slug, 'likeCount', counted.like_count)
+               AS payload,
+           1 AS ord
+    FROM photo, counted
+"""
+# Rows where the caller may see the photo (one, or one per publishable message), none where it may not or it does
+# not exist. The count read from photos is the one before this statement (its own changes are not visible to it):
+# the answer when nothing changed.
+_ANSWER = f"""
+    SELECT photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
+           counted.like_count IS NOT NULL AS changed, publishable.id IS NOT NULL AS publishable,
+           {", ".join(f"publishable.{column.strip()}" for column in store.PUBLISHABLE_COLUMNS.split(","))}
+    FROM photo JOIN photos current ON current.id = photo.id
+    LEFT JOIN counted ON true LEFT JOIN publishable ON true
+"""
+
+
+def _statement(change: str, step: str) -> TextClause:
+    before = _CHANGE_LIKE_BEFORE.format(can_see_event=CAN_SEE_EVENT_SQL, change=change, step=step)
+    return text(store.insert_sql(_LIKE_MESSAGE, before=before) + _ANSWER)
+
+
+_LIKE = _statement(
+    "INSERT INTO likes (photo_id, session_id) SELECT id, :session_id FROM photo ON CONFLICT DO NOTHING"
+    " RETURNING photo_id",
+    "+ 1",
+)
+_UNLIKE = _statement(
+    "DELETE FROM likes USING photo WHERE likes.photo_id = photo.id AND likes.session_id = :session_id"
+    " RETURNING likes.photo_id",
+    "- 1",
 )
 
 
@@ -43,27 +84,24 @@ class LikeState:
     changed: bool
 
 
-_LIKE_COUNT = select(Photo.like_count).where(Photo.id == bindparam("photo_id"))
-
-
-async def _like_count(conn: AsyncConnection, photo_id: int) -> int:
-    return int(await conn.scalar(_LIKE_COUNT, {"photo_id": photo_id}) or 0)
-
-
 async def set_like(
     uow: UnitOfWork, *, principal: Principal, photo_id: int, liked: bool, mutation_id: str | None
 ) -> LikeState:
-    """Likes or unlikes; asking for the state the session is already in changes and publishes nothing."""
-    photo = await visible_photo(uow.conn, principal, photo_id)
-    params = {"photo_id": photo.id, "session_id": principal.subject}
-    new_count = await uow.conn.scalar(LIKE_STATEMENT if liked else _UNLIKE, params)
-    if new_count is None:
-        return LikeState(photo.id, await _like_count(uow.conn, photo.id), liked=liked, changed=False)
-    await uow.emit(
-        [
-            messages.like_changed(
-                slug=photo.event_slug, photo_id=photo.id, like_count=new_count, liked=liked, mutation_id=mutation_id
-            )
-        ]
-    )
-    return LikeState(photo.id, new_count, liked=liked, changed=True)
+    """Likes or unlikes; asking for the state the session is already in changes and publishes nothing. A photo the
+    caller may not see is not found, as one that does not exist, and nothing is written."""
+    message = messages.like_changed_before_writing(photo_id=photo_id, liked=liked, mutation_id=mutation_id)
+    params = {
+        "photo_id": photo_id,
+        "session_id": principal.subject,
+        "channel_prefix": message.channel,
+        "event": message.name,
+        "payload": encode(message.payload),
+        **visibility_params(principal),
+        **uow.insert_params(),
+    }
+    rows = (await uow.conn.execute(_LIKE if liked else _UNLIKE, params)).all()
+    if not rows:
+        raise photo_not_found(photo_id)
+    uow.stored(store.publishable_rows(row for row in rows if row.publishable))
+    answer = rows[0]
+    return LikeState(answer.photo_id, answer.like_count, liked=liked, changed=answer.changed)

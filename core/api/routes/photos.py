@@ -1,36 +1,19 @@
+"""A photo's comments: listing and adding them."""
+
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
 from core import use_cases
 from core.api.deps import CallerAddress, CurrentPrincipal, IdempotencyKey, MutationId, RuntimeDep
-from core.schemas import CommentIn, CommentOut, CommentsOut, LikeOut
+from core.api.routes.likes import PhotoId
+from core.schemas import CommentIn, CommentOut, CommentsOut
 from core.services import comments
 from core.unit_of_work import read_only
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
-
-PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
-
-@router.post("/{photo_id}/like")
-async def like_photo(
-    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, address: CallerAddress, mutation: MutationId
-) -> LikeOut:
-    return await use_cases.set_like(
-        runtime, principal, photo_id=photo_id, liked=True, mutation_id=mutation, client_address=address
-    )
-
-
-@router.delete("/{photo_id}/like")
-async def unlike_photo(
-    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, address: CallerAddress, mutation: MutationId
-) -> LikeOut:
-    return await use_cases.set_like(
-        runtime, principal, photo_id=photo_id, liked=False, mutation_id=mutation, client_address=address
-    )
 
 
 @router.get("/{photo_id}/comments")
