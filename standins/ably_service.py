@@ -47,6 +47,7 @@ import json
 import secrets
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +113,7 @@ class Delivered:
 
 
 class SlidingWindow:
-    """Message counts within the last second, on the monotonic clock (the service's own clock can be moved)."""
+    """Message counts within the last second, on the limits' clock (not the service's, which tests move by minutes)."""
 
     def __init__(self) -> None:
         self._times: deque[float] = deque()
@@ -164,7 +165,7 @@ class AblyStats:
     the channel rate per channel, and messages delivered, dropped and continuity losses signalled per connection."""
 
     published: Counter[str] = field(default_factory=Counter)
-    published_at: dict[str, list[float]] = field(default_factory=dict)
+    published_at: dict[str, list[float]] = field(default_factory=dict)  # on the limits' clock
     refused: Counter[str] = field(default_factory=Counter)
     delivered: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
@@ -198,6 +199,7 @@ class FakeAbly:
     heartbeat_seconds: float = 15.0  # also the maxIdleInterval promised to the client
     connections: dict[str, RealtimeConnection] = field(default_factory=dict)
     realtime_refusals: list[tuple[str, int, str]] = field(default_factory=list)  # (channel or "", code, message)
+    rate_clock: Callable[[], float] = time.monotonic  # the limits' clock, in seconds (a test may hold it still)
     channel_message_rate: int = MESSAGE_RATE
     connection_message_rate: int = MESSAGE_RATE
     stats: AblyStats = field(default_factory=lambda: AblyStats())
@@ -367,7 +369,7 @@ class FakeAbly:
 
     def _admit(self, channel: str, messages: int) -> bool:
         """Counts ``messages`` published on ``channel`` if the channel's rate has room for all of them."""
-        now = time.monotonic()
+        now = self.rate_clock()
         window = self._inbound.setdefault(channel, SlidingWindow())
         if window.count(now) + messages > self.channel_message_rate:
             self.stats.refused[channel] += messages
@@ -393,7 +395,7 @@ class FakeAbly:
 
     def _send_to_attached(self, channel: str, messages: list[dict[str, Any]]) -> None:
         wire = [{k: v for k, v in m.items() if k in ("id", "name", "data", "encoding", "clientId")} for m in messages]
-        now = time.monotonic()
+        now = self.rate_clock()
         for connection in self.connections.values():
             if channel not in connection.attached:
                 continue

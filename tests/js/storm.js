@@ -26,6 +26,15 @@ function fail(message) {
   process.exit(1);
 }
 
+const Ably = require("ably");
+
+// ably-js speaks msgpack by default in Node and JSON in a browser: a watcher here is a browser.
+class BrowserAblyRealtime extends Ably.Realtime {
+  constructor(options) {
+    super({ useBinaryProtocol: false, ...options });
+  }
+}
+
 // The page's globals: the SDKs the page would load from web/vendor/, and just enough of a document for
 // realtime.js's script loader (the SDK is already there, so the "script" loads at once).
 function loadBrowserClient() {
@@ -41,7 +50,7 @@ function loadBrowserClient() {
     setTimeout,
     clearTimeout,
     Promise,
-    Ably: require("ably"),
+    Ably: { Realtime: BrowserAblyRealtime },
     Pusher: require("pusher-js"),
     io: require("socket.io-client").io,
   };
