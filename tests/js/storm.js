@@ -20,6 +20,7 @@ const vm = require("vm");
 
 const config = JSON.parse(process.argv[2]);
 const CONCURRENT_SETUP_REQUESTS = 20;
+const SETUP_ATTEMPTS = 5;
 
 function fail(message) {
   process.stderr.write(`${message}\n`);
@@ -88,10 +89,24 @@ async function inBatches(count, make) {
   return made;
 }
 
+// Setup is not what is measured: a busy server's 503 there is waited out (a few times) rather than ending the run.
+async function patiently(step) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (attempt >= SETUP_ATTEMPTS || error.status !== 503) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}
+
 async function guest() {
-  const answer = await call("POST", "/api/auth/guest");
-  if (answer.status !== 200) fail(`POST /api/auth/guest: ${answer.status} ${JSON.stringify(answer.data)}`);
-  return answer.data.token;
+  return patiently(async () => {
+    const answer = await call("POST", "/api/auth/guest");
+    if (answer.status !== 200) throw Object.assign(new Error(`POST /api/auth/guest: ${answer.status} ${JSON.stringify(answer.data)}`), { status: answer.status });
+    return answer.data.token;
+  });
 }
 
 async function eventState(token) {
@@ -128,7 +143,7 @@ async function main() {
   const likers = await inBatches(config.likes, guest);
   const watcherTokens = await inBatches(config.watchers, guest);
   const before = await eventState(watcherTokens[0]);
-  const watchers = await Promise.all(watcherTokens.map((token) => watch(HafiRealtime, token, before.seq)));
+  const watchers = await Promise.all(watcherTokens.map((token) => patiently(() => watch(HafiRealtime, token, before.seq))));
   const refused = watchers.filter((w) => w.refused.length);
   if (refused.length) fail(`subscriptions refused: ${JSON.stringify(refused[0].refused)}`);
 

@@ -36,7 +36,9 @@ ABLY_CHANNEL_RATE = 50  # messages per second per channel (what the Ably stand-i
 SLUG = "storm"
 # Every limit of ours far above the storm: the storm is about the provider's limits, not our own. One process plays
 # the many function instances a storm would start, each with its own connection: hence a pool of several.
+# One line per request, thousands of them, would only slow the storm down and bury the report.
 STORM_SETTINGS: dict[str, Any] = {
+    "log_level": "WARNING",
     "db_pool_size": 20,
     "rate_limit_per_minute": 1_000_000,
     "address_actions_per_minute": 1_000_000,
@@ -153,10 +155,9 @@ def over_rate(times: Sequence[float], rate: int) -> int:
 async def storm_site(database_url: str, provider: str) -> AsyncIterator[tuple[Api, str, FakeAbly | FakePusher | None]]:
     """The app on loopback with its relay, over the provider (its stand-in for Ably and Pusher)."""
     async with AsyncExitStack() as stack:
-        # One line per request, thousands of them, would only slow the storm down and bury the report.
+        # The app sets its log level when it is built: put back what was there before.
         logger = logging.getLogger("hafi")
         stack.callback(logger.setLevel, logger.level)
-        logger.setLevel(logging.WARNING)
         service: FakeAbly | FakePusher | None = None
         overrides: dict[str, Any] = {"realtime_provider": provider}
         if provider in STANDIN_PROVIDERS:
@@ -188,14 +189,15 @@ async def run_storm(
     window_ms: int,
     photos: int = 10,
     timeout_ms: int = 30_000,
+    slug: str = SLUG,
 ) -> Storm:
     node = shutil.which("node")
     assert node is not None, node_missing()
     async with storm_site(database_url, provider) as (api, url, service):
-        await api.event(SLUG, photos=photos)
+        await api.event(slug, photos=photos)
         config = {
             "api": url,
-            "slug": SLUG,
+            "slug": slug,
             "watchers": watchers,
             "likes": likes,
             "likeWindowMs": window_ms,
@@ -218,8 +220,8 @@ async def run_storm(
                 await process.wait()
         assert process.returncode == 0, f"storm.js exited {process.returncode}: {err.decode()[-3000:]}"
         report = json.loads(out.decode().strip().splitlines()[-1])
-        rows = [row for row in await outbox_rows(api.runtime) if row.channel == f"event:{SLUG}"]
-        state = (await api.client.get(f"/api/events/{SLUG}")).json()
+        rows = [row for row in await outbox_rows(api.runtime) if row.channel == f"event:{slug}"]
+        state = (await api.client.get(f"/api/events/{slug}")).json()
         storm = Storm(
             provider=provider,
             likes=report["likes"],
@@ -229,13 +231,12 @@ async def run_storm(
             stored_counts={photo["id"]: photo["likeCount"] for photo in state["photos"]},
             published=None,
         )
-        _add_provider_counts(storm, service)
+        _add_provider_counts(storm, service, f"event:{slug}")
         return storm
 
 
-def _add_provider_counts(storm: Storm, service: FakeAbly | FakePusher | None) -> None:
+def _add_provider_counts(storm: Storm, service: FakeAbly | FakePusher | None, channel: str) -> None:
     if isinstance(service, FakeAbly):
-        channel = f"event:{SLUG}"
         storm.published = service.stats.published[channel]
         storm.published_at = list(service.stats.published_at.get(channel, []))
         storm.refused = sum(service.stats.refused.values())
@@ -243,7 +244,6 @@ def _add_provider_counts(storm: Storm, service: FakeAbly | FakePusher | None) ->
         storm.dropped = sum(service.stats.dropped.values())
         storm.continuity_losses = sum(service.stats.continuity_losses.values())
     elif isinstance(service, FakePusher):
-        channel = wire_channel(f"event:{SLUG}")
-        storm.published = service.stats.published[channel]
-        storm.published_at = list(service.stats.published_at.get(channel, []))
+        storm.published = service.stats.published[wire_channel(channel)]
+        storm.published_at = list(service.stats.published_at.get(wire_channel(channel), []))
         storm.delivered = sum(service.stats.delivered.values())
