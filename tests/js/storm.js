@@ -173,9 +173,9 @@ async function main() {
     likes,
     watchers: watchers.map(({ applied, arrivals, counts, lastSeq, resets }) => ({ applied, arrivals, counts, lastSeq, resets })),
   };
-  process.stdout.write(`${JSON.stringify(report)}\n`);
-  // The SDKs keep timers of their own after close (Ably's, pusher-js's): the report is out, so end here.
-  setTimeout(() => process.exit(0), 100);
+  // The SDKs keep timers of their own after close (Ably's, pusher-js's): end once the report is written out (a pipe
+  // is written asynchronously; exiting before would cut it short).
+  process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));
 }
 
 main().catch((error) => fail(error && error.stack ? error.stack : String(error)));
