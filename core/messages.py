@@ -4,6 +4,7 @@ contract in docs/realtime.md)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from core.models import Comment, OutboxMessage
 from core.realtime.base import RealtimeMessage
 from core.realtime.channels import ADMIN_CHANNEL, event_channel
-from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encoded_size
+from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encode, encoded_size
 from core.schemas import CommentOut
 
 # id (bigint as a string), seq and timestamp are added at publish time; reserve room for their largest values.
@@ -22,6 +23,8 @@ PHOTO_UNLIKED = "photo:unliked"
 COMMENT_ADDED = "comment:added"
 COMMENT_REMOVED = "comment:removed"
 NEW_COMMENT_NOTIFICATION = "notification:new-comment"
+# Several events of one channel published together, as one provider message (docs/realtime.md).
+GROUP = "group"
 # The messages that carry a comment's text: what moderation takes out of the log.
 CARRYING_COMMENT_TEXT = (COMMENT_ADDED, NEW_COMMENT_NOTIFICATION)
 
@@ -96,3 +99,40 @@ def message_data(row: OutboxMessage) -> dict[str, Any]:
 
 def realtime_message(row: OutboxMessage) -> RealtimeMessage:
     return RealtimeMessage(id=str(row.id), channel=row.channel, name=row.event, data=message_data(row))
+
+
+# A group's fields around its events, at their largest: what a group's events may not use of the size limit.
+_GROUP_RESERVE = len(
+    json.dumps({"id": f"{'9' * 19}-{'9' * 19}", "fromSeq": 9 * 10**18, "toSeq": 9 * 10**18, "events": []})
+)
+
+
+def group_event(row: OutboxMessage) -> dict[str, Any]:
+    """One event inside a group: its name and exactly the payload it has when published alone."""
+    return {"name": row.event, "data": message_data(row)}
+
+
+def next_group(rows: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+    """The events that go out together next: the longest run from the first of ``rows`` (one channel's, in seq
+    order) that covers a contiguous seq range and fits the size limit as one message. At least the first."""
+    if not rows:
+        return []
+    group = [rows[0]]
+    size = _GROUP_RESERVE + len(encode(group_event(rows[0])).encode())
+    for row in rows[1:]:
+        size += 1 + len(encode(group_event(row)).encode())  # and a comma
+        if row.seq != group[-1].seq + 1 or size > MAX_PAYLOAD_BYTES:
+            break
+        group.append(row)
+    return group
+
+
+def group_message(rows: Sequence[OutboxMessage]) -> RealtimeMessage:
+    """The provider message of ``next_group``'s events: one event alone exactly as ever; several as one ``group``
+    whose id (also the provider message id) names its first and last event."""
+    if len(rows) == 1:
+        return realtime_message(rows[0])
+    first, last = rows[0], rows[-1]
+    group_id = f"{first.id}-{last.id}"
+    data = {"id": group_id, "fromSeq": first.seq, "toSeq": last.seq, "events": [group_event(row) for row in rows]}
+    return RealtimeMessage(id=group_id, channel=first.channel, name=GROUP, data=data)

@@ -98,12 +98,20 @@ class Admin(Base):
 
 class ChannelSequence(Base):
     """The last ``seq`` handed out per channel. Incrementing it inside the writing transaction locks the row until
-    commit, so numbers are gapless: a rolled-back action gives its number back."""
+    commit, so numbers are gapless: a rolled-back action gives its number back.
+
+    It also carries the channel's publish lease (``publisher`` until ``publisher_until``: the one publisher that may
+    publish the channel's pending events), the highest seq its publishers published (``published_seq``) and its
+    ceiling (``next_publish_at``: the earliest its next publish may start); see core.outbox.publishing."""
 
     __tablename__ = "channel_sequences"
 
     channel: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
+    published_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    publisher: Mapped[str | None] = mapped_column(String(64))
+    publisher_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_publish_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(Base):
@@ -117,6 +125,13 @@ class OutboxMessage(Base):
             postgresql_where=text("published_at IS NULL AND parked_at IS NULL"),
         ),
         Index("ix_outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+        # A channel's pending events, for the publisher holding its lease (the unique index would read its whole log).
+        Index(
+            "ix_outbox_pending_channel",
+            "channel",
+            "seq",
+            postgresql_where=text("published_at IS NULL AND parked_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

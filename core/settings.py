@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # timeout so that a claim always outlives the publish attempt that holds it.
     outbox_lease_seconds: int = Field(default=30, ge=15, le=600)
     outbox_max_attempts: int = Field(default=10, ge=1)
+    # Publishes per second on one channel at most (requests and relay alike): events committed meanwhile go out
+    # together in the next publish. Ably refuses more than 50 per second per channel; 20 keeps well under it.
+    channel_publish_ceiling_per_second: int = Field(default=20, ge=1, le=1000)
     relay_batch_size: int = Field(default=100, ge=1, le=1000)
     # Published events stay this long for /updates (clients catching up), then the relay deletes them.
     outbox_retention_days: int = Field(default=30, ge=1, le=3650)

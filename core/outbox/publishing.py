@@ -1,4 +1,20 @@
-"""One publish attempt of outbox messages a publisher holds the lease of, and its bookkeeping.
+"""Publishing a channel's pending events while holding its lease, in groups, and the bookkeeping of each attempt.
+
+**One publish in flight per channel.** Each channel's row in ``channel_sequences`` carries its publish lease
+(``publisher``, ``publisher_until``). The statement that stores a writer's events (core.outbox.store) takes the
+lease when it is free or expired; a writer that took it publishes after commit everything pending on the channel,
+as one provider message (a ``group`` when there are several events, core.messages); a writer that did not leaves
+its events to the holder. After each publish the holder, in one statement that also marks the events published,
+either releases the lease (nothing newer committed) or keeps it and reads the next pending events, which it
+publishes as the next group no sooner than the channel's ceiling (``CHANNEL_PUBLISH_CEILING_PER_SECOND``,
+``next_publish_at``) allows. Both statements update the same row, so a writer whose events the holder cannot see
+yet holds that row locked: the holder's statement waits for the writer's commit and then sees ``last_seq`` moved
+on, and keeps the lease; no writer is left unpublished by a release it raced with.
+
+A request publishes for others for a bounded time (its publish timeout): then it releases the lease, gives a
+writer one ceiling interval to take it, and takes it back itself if nobody did (at most twice); what it still
+leaves is the relay's, which takes a channel's lease like anyone else (free or expired: a holder that died) and
+respects the ceiling.
 
 Two kinds of failure are kept apart:
 
@@ -22,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 import weakref
 from collections.abc import Sequence
@@ -30,8 +47,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import messages, metrics
+from core import metrics
+from core.messages import group_message, next_group
 from core.models import OutboxMessage
+from core.outbox.store import PENDING_DUE, ChannelTurn, row_to_message
 from core.realtime.base import RealtimeError, RealtimeProvider
 from core.settings import Settings
 
@@ -43,6 +62,8 @@ PROBE_BACKOFF_CAP_SECONDS = 10
 # publisher that dies while probing delays the next probe by this much at most.
 _PROBE_BOOKKEEPING_SECONDS = 5
 _ERROR_TEXT_LIMIT = 1000
+# How often a request that handed its channels' leases off takes them back because no writer took them.
+_RETAKES = 2
 
 # Processes whose last word from Postgres or from the provider was that the provider is failing; only they ask
 # Postgres before publishing. A hint, never the decision: the decision is the probe lease in ``provider_health``.
@@ -54,8 +75,15 @@ _ANSWERED = """
     answered AS (
         UPDATE provider_health SET consecutive_failures = 0, failing_since = NULL, next_probe_at = NULL,
             last_success_at = CASE WHEN :success THEN now() ELSE last_success_at END
-        WHERE provider = :provider
+        WHERE provider = :provider AND :answered
             AND (failing_since IS NOT NULL OR last_success_at IS NULL OR last_success_at < now() - interval '10 s')
+    )
+"""
+# A publisher gives up the leases it holds (after a failure, or when the provider may not be called).
+_RELEASED = """
+    released AS (
+        UPDATE channel_sequences SET publisher = NULL, publisher_until = NULL
+        WHERE channel = ANY(CAST(:channels AS text[])) AND publisher = :publisher
     )
 """
 
@@ -69,7 +97,7 @@ _MARK_PUBLISHED = text(
 )
 _MARK_REJECTED = text(
     f"""
-    WITH {_ANSWERED}
+    WITH {_ANSWERED}, {_RELEASED}
     UPDATE outbox SET attempts = attempts + 1, last_error = :error,
         next_attempt_at = now() + make_interval(secs => :backoff),
         parked_at = CASE WHEN :park THEN now() END
@@ -78,7 +106,7 @@ _MARK_REJECTED = text(
 )
 # The rows stay due, without an attempt counted against parking: the provider's backoff decides when they go.
 _MARK_UNREACHABLE = text(
-    """
+    f"""
     WITH failing AS (
         INSERT INTO provider_health AS h
             (provider, consecutive_failures, failing_since, next_probe_at, last_error, last_failure_at)
@@ -89,13 +117,13 @@ _MARK_UNREACHABLE = text(
             next_probe_at = now() + make_interval(secs => least(power(2, least(h.consecutive_failures, 10)), :cap)),
             last_error = excluded.last_error,
             last_failure_at = now()
-    )
+    ), {_RELEASED}
     UPDATE outbox SET last_error = :error, next_attempt_at = now()
     WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL
     """
 )
 # May this publisher call the provider? Yes when it is not failing, or when this publisher takes its due probe.
-# Otherwise the given rows (a request's own) are handed to the relay at once instead of at their lease's end.
+# Otherwise the given rows (a request's own) are handed to the relay at once, and their channels' leases with them.
 _MAY_PUBLISH = text(
     """
     WITH health AS (SELECT failing_since FROM provider_health WHERE provider = :provider),
@@ -110,14 +138,90 @@ _MAY_PUBLISH = text(
     held AS (
         UPDATE outbox SET next_attempt_at = now(), last_error = :held
         WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL AND NOT (SELECT may FROM verdict)
+    ),
+    released AS (
+        UPDATE channel_sequences SET publisher = NULL, publisher_until = NULL
+        WHERE channel = ANY(CAST(:channels AS text[])) AND publisher = :publisher AND NOT (SELECT may FROM verdict)
     )
     SELECT may FROM verdict
+    """
+)
+
+# Whether a channel has events its holder has not dealt with: some committed while this statement waited for the
+# row (a writer held it: ``last_seq`` moved past what this statement's snapshot shows, and those events are not
+# visible to it yet), or some visible, pending and due after the seq the holder got to.
+_LEFT = f"""(
+    cs.last_seq > (SELECT s.last_seq FROM channel_sequences s WHERE s.channel = cs.channel)
+    OR EXISTS (SELECT FROM outbox o WHERE o.channel = cs.channel AND o.seq > t.through AND {PENDING_DUE})
+)"""
+# After a publish (or to read what a freshly taken lease covers), in one statement: mark the published events,
+# start the ceiling's interval on the channels just published, and for each channel either release the lease
+# (nothing left, or ``keep`` is false: handing off) or keep it and read the next pending events.
+_CONTINUE = text(
+    f"""
+    WITH {_ANSWERED},
+    marked AS (
+        UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL
+        WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL
+    ),
+    turns AS (
+        SELECT * FROM unnest(CAST(:channels AS text[]), CAST(:through AS bigint[]), CAST(:published AS boolean[]))
+            AS t(channel, through, published)
+    ),
+    lease AS (
+        UPDATE channel_sequences cs SET
+            publisher = CASE WHEN :keep AND {_LEFT} THEN cs.publisher END,
+            publisher_until = CASE WHEN :keep AND {_LEFT} THEN now() + make_interval(secs => :lease) END,
+            published_seq = CASE WHEN t.published THEN greatest(cs.published_seq, t.through) ELSE cs.published_seq END,
+            next_publish_at = CASE WHEN t.published THEN clock_timestamp() + make_interval(secs => :spacing)
+                                   ELSE cs.next_publish_at END
+        FROM turns t
+        WHERE cs.channel = t.channel AND cs.publisher = :publisher
+        RETURNING cs.channel, t.through, cs.publisher IS NOT NULL AS kept, {_LEFT} AS pending_left,
+            greatest(extract(epoch FROM cs.next_publish_at - clock_timestamp()), 0)::float8 AS wait_seconds
+    )
+    SELECT l.channel, l.kept, l.pending_left, l.wait_seconds,
+           o.id, o.seq, o.event, o.payload, o.created_at, o.attempts
+    FROM lease l LEFT JOIN LATERAL (
+        SELECT * FROM outbox o
+        WHERE l.kept AND o.channel = l.channel AND o.seq > l.through AND {PENDING_DUE}
+        ORDER BY o.seq LIMIT :limit
+    ) o ON true
+    ORDER BY l.channel, o.seq
+    """
+)
+# Takes the lease of channels that have due pending events and whose lease is free or expired (its holder died),
+# skipping any a writer holds locked (that writer takes the lease itself). Their events are read by the holder's
+# first ``_CONTINUE``, whose snapshot comes after this claim: this one's may predate a holder's last release.
+_CLAIM = text(
+    f"""
+    WITH due AS (
+        SELECT DISTINCT o.channel FROM outbox o
+        WHERE {PENDING_DUE} AND (CAST(:only AS text[]) IS NULL OR o.channel = ANY(CAST(:only AS text[])))
+    ),
+    free AS (
+        SELECT cs.channel FROM channel_sequences cs
+        WHERE cs.channel IN (SELECT channel FROM due)
+            AND (cs.publisher IS NULL OR cs.publisher_until <= statement_timestamp())
+        ORDER BY cs.channel
+        LIMIT :channel_limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE channel_sequences cs SET publisher = :publisher,
+        publisher_until = statement_timestamp() + make_interval(secs => :lease)
+    FROM free WHERE cs.channel = free.channel
+    RETURNING cs.channel
     """
 )
 
 
 def _backoff_seconds(attempts: int) -> int:
     return int(min(2 ** max(attempts - 1, 0), _MAX_BACKOFF_SECONDS))
+
+
+def new_publisher() -> str:
+    """A publisher's token in the channels' leases: one per request or relay run."""
+    return secrets.token_hex(12)
 
 
 @dataclass
@@ -128,14 +232,34 @@ class PublishOutcome:
     # Not sent: the provider is failing and another publisher holds its probe; the relay sends them.
     held: list[int] = field(default_factory=list)
     error: str | None = None
+    # Provider calls made (each carrying one message per channel published).
+    calls: int = 0
+    # Provider messages sent: one per group.
+    messages: int = 0
+
+    def add(self, other: PublishOutcome) -> None:
+        self.published += other.published
+        self.failed += other.failed
+        self.parked += other.parked
+        self.held += other.held
+        self.error = other.error or self.error
+        self.calls += other.calls
+        self.messages += other.messages
 
 
 async def may_publish(
-    conn: AsyncConnection, provider: RealtimeProvider, settings: Settings, *, holding: Sequence[int] = ()
+    conn: AsyncConnection,
+    provider: RealtimeProvider,
+    settings: Settings,
+    *,
+    holding: Sequence[int] = (),
+    publisher: str = "",
+    channels: Sequence[str] = (),
 ) -> bool:
     """Whether this publisher may call the provider now: it is healthy, or this call took its due probe.
 
-    When it may not, the rows ``holding`` are left due for the relay. One autocommit statement.
+    When it may not, the rows ``holding`` are left due for the relay and the leases of ``channels`` are released.
+    One autocommit statement.
     """
     result = await conn.execute(
         _MAY_PUBLISH,
@@ -144,6 +268,8 @@ async def may_publish(
             "probe_lease": settings.publish_timeout_seconds + _PROBE_BOOKKEEPING_SECONDS,
             "ids": list(holding),
             "held": f"{provider.name}: held while the provider is failing",
+            "channels": list(channels),
+            "publisher": publisher,
         },
     )
     may = bool(result.scalar_one())
@@ -154,71 +280,185 @@ async def may_publish(
     return may
 
 
-async def publish(
-    conn: AsyncConnection, provider: RealtimeProvider, rows: Sequence[OutboxMessage], settings: Settings
-) -> PublishOutcome:
-    """Publishes rows this caller holds the lease of, in one provider call, and records the outcome; a request's
-    way in. Where this process saw the provider failing, it first asks for the probe and leaves the rows to the
-    relay when it does not get it.
+async def claim_channels(
+    conn: AsyncConnection,
+    publisher: str,
+    settings: Settings,
+    *,
+    only: Sequence[str] | None = None,
+    channel_limit: int | None = None,
+) -> list[ChannelTurn]:
+    """Takes the lease of channels with due pending events whose lease is free or expired (of ``only``, where
+    given). Their events are read by the first round of ``publish_turns``."""
+    result = await conn.execute(
+        _CLAIM,
+        {
+            "publisher": publisher,
+            "lease": settings.outbox_lease_seconds,
+            "only": list(only) if only is not None else None,
+            "channel_limit": channel_limit or settings.relay_batch_size,
+        },
+    )
+    return [ChannelTurn(row.channel) for row in result]
 
-    ``conn`` must not be inside a transaction: the outcome is written in one autocommit statement.
-    A failure never raises (see the module's docstring for what is recorded).
+
+async def publish_turns(
+    conn: AsyncConnection,
+    provider: RealtimeProvider,
+    publisher: str,
+    turns: Sequence[ChannelTurn],
+    settings: Settings,
+    *,
+    cleared: bool = False,
+    hand_off_after: float | None = None,
+    max_calls: int | None = None,
+) -> PublishOutcome:
+    """Publishes, while ``publisher`` holds their leases, the pending events of ``turns``' channels: one group per
+    channel per provider call, each channel no more often than its ceiling, until nothing is left, the leases are
+    handed off (after ``hand_off_after`` seconds, see the module's docstring) or ``max_calls`` calls were made;
+    every lease is released by then. ``cleared``: the caller already asked ``may_publish``.
+
+    ``conn`` must not be inside a transaction: each step is one autocommit statement. A failure never raises.
     """
-    if rows and provider in _seen_failing:
-        ids = [row.id for row in rows]
-        if not await may_publish(conn, provider, settings, holding=ids):
-            metrics.incr("events_held", len(ids))
-            log.info("publish held", extra={"provider": provider.name, "event_ids": ids, "outcome": "held"})
-            return PublishOutcome(held=ids)
-    return await publish_cleared(conn, provider, rows, settings)
-
-
-async def publish_cleared(
-    conn: AsyncConnection, provider: RealtimeProvider, rows: Sequence[OutboxMessage], settings: Settings
-) -> PublishOutcome:
-    """Publishes rows once this publisher may call the provider (see ``may_publish``), and records the outcome."""
     outcome = PublishOutcome()
-    if not rows:
-        return outcome
-    ids = [row.id for row in rows]
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(settings.publish_timeout_seconds):
-            await provider.publish([messages.realtime_message(row) for row in rows])
-    except (RealtimeError, TimeoutError) as exc:
-        transient = exc.transient if isinstance(exc, RealtimeError) else True
-        delivered = exc.delivered if isinstance(exc, RealtimeError) else frozenset()
-        outcome.error = str(exc) or f"publish timed out after {settings.publish_timeout_seconds} s"
-        if delivered:
-            outcome.published = [row.id for row in rows if str(row.id) in delivered]
-            await conn.execute(_MARK_PUBLISHED, {"ids": outcome.published, "provider": provider.name, "success": True})
-            _log_publish(provider, [row for row in rows if row.id in outcome.published], started, "published", None)
-        undelivered = [row for row in rows if str(row.id) not in delivered]
-        if transient:
-            await _record_unreachable(conn, provider, undelivered, outcome)
-        else:
-            await _record_rejection(conn, provider, undelivered, outcome, settings)
-        _log_publish(provider, undelivered, started, "failed" if transient else "rejected", outcome.error)
-        return outcome
-    await conn.execute(_MARK_PUBLISHED, {"ids": ids, "provider": provider.name, "success": True})
-    _seen_failing.discard(provider)
-    outcome.published = ids
-    _log_publish(provider, rows, started, "published", None)
+    loop = asyncio.get_running_loop()
+    spacing = 1 / settings.channel_publish_ceiling_per_second
+    deadline = loop.time() + hand_off_after if hand_off_after is not None else None
+    retakes = _RETAKES if hand_off_after is not None else 0
+    current = {turn.channel: turn for turn in turns}
+    while current:
+        ready = [turn for turn in current.values() if turn.rows]
+        wait = max((turn.wait_seconds for turn in ready), default=0.0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        groups = {turn.channel: next_group(turn.rows) for turn in ready}
+        published: list[int] = []
+        started = time.perf_counter()
+        if groups:
+            ids = [row.id for group in groups.values() for row in group]
+            if not cleared:
+                cleared = True
+                if provider in _seen_failing and not await may_publish(
+                    conn, provider, settings, holding=ids, publisher=publisher, channels=list(current)
+                ):
+                    metrics.incr("events_held", len(ids))
+                    log.info("publish held", extra={"provider": provider.name, "event_ids": ids, "outcome": "held"})
+                    outcome.held += ids
+                    return outcome
+            if not await _send(conn, provider, publisher, list(current), groups, settings, outcome):
+                return outcome
+            published = ids
+        out_of_time = (deadline is not None and loop.time() >= deadline) or (
+            max_calls is not None and outcome.calls >= max_calls
+        )
+        for channel, group in groups.items():
+            current[channel].through = max(current[channel].through, group[-1].seq)
+        result = await conn.execute(
+            _CONTINUE,
+            {
+                "provider": provider.name,
+                "answered": bool(published),
+                "success": True,
+                "ids": published,
+                "publisher": publisher,
+                "channels": list(current),
+                "through": [turn.through for turn in current.values()],
+                "published": [channel in groups for channel in current],
+                "keep": not out_of_time,
+                "lease": settings.outbox_lease_seconds,
+                "spacing": max(spacing - (time.perf_counter() - started), 0.0),
+                "limit": settings.relay_batch_size,
+            },
+        )
+        following: dict[str, ChannelTurn] = {}
+        left: list[str] = []
+        for row in result:
+            if not row.kept:
+                if row.pending_left:
+                    left.append(row.channel)
+                continue
+            through = current[row.channel].through
+            turn = following.setdefault(
+                row.channel, ChannelTurn(row.channel, wait_seconds=row.wait_seconds, through=through)
+            )
+            if row.id is not None:
+                turn.rows.append(row_to_message(row))
+        current = following
+        if out_of_time and left and retakes and deadline is not None:
+            # Handed off: a writer that comes within one interval takes the lease (and what is pending) itself.
+            retakes -= 1
+            await asyncio.sleep(spacing)
+            current = {turn.channel: turn for turn in await claim_channels(conn, publisher, settings, only=left)}
+            deadline = loop.time() + (hand_off_after or 0)
     return outcome
 
 
+async def _send(
+    conn: AsyncConnection,
+    provider: RealtimeProvider,
+    publisher: str,
+    holding: list[str],
+    groups: dict[str, list[OutboxMessage]],
+    settings: Settings,
+    outcome: PublishOutcome,
+) -> bool:
+    """One provider call with one message per group. On a failure records it, releases the leases held and
+    returns False; the bookkeeping of a success is the caller's (it rides the next ``_CONTINUE``)."""
+    rows = [row for group in groups.values() for row in group]
+    by_message = {message.id: group for message, group in ((group_message(g), g) for g in groups.values())}
+    started = time.perf_counter()
+    outcome.calls += 1
+    try:
+        async with asyncio.timeout(settings.publish_timeout_seconds):
+            await provider.publish([group_message(group) for group in groups.values()])
+    except (RealtimeError, TimeoutError) as exc:
+        transient = exc.transient if isinstance(exc, RealtimeError) else True
+        delivered_messages = exc.delivered if isinstance(exc, RealtimeError) else frozenset()
+        delivered = [row for message_id in delivered_messages for row in by_message.get(message_id, [])]
+        error = str(exc) or f"publish timed out after {settings.publish_timeout_seconds} s"
+        outcome.error = error
+        if delivered:
+            outcome.published += [row.id for row in delivered]
+            outcome.messages += len(delivered_messages)
+            await conn.execute(
+                _MARK_PUBLISHED,
+                {"ids": [row.id for row in delivered], "provider": provider.name, "success": True, "answered": True},
+            )
+            _log_publish(provider, delivered, started, "published", None)
+        undelivered = [row for row in rows if row not in delivered]
+        if transient:
+            await _record_unreachable(conn, provider, publisher, holding, undelivered, outcome)
+        else:
+            await _record_rejection(conn, provider, publisher, holding, undelivered, outcome, settings)
+        _log_publish(provider, undelivered, started, "failed" if transient else "rejected", error)
+        return False
+    _seen_failing.discard(provider)
+    outcome.published += [row.id for row in rows]
+    outcome.messages += len(groups)
+    _log_publish(provider, rows, started, "published", None)
+    return True
+
+
 async def _record_unreachable(
-    conn: AsyncConnection, provider: RealtimeProvider, rows: Sequence[OutboxMessage], outcome: PublishOutcome
+    conn: AsyncConnection,
+    provider: RealtimeProvider,
+    publisher: str,
+    holding: list[str],
+    rows: Sequence[OutboxMessage],
+    outcome: PublishOutcome,
 ) -> None:
     _seen_failing.add(provider)
-    outcome.failed = [row.id for row in rows]
+    failed = [row.id for row in rows]
+    outcome.failed += failed
     await conn.execute(
         _MARK_UNREACHABLE,
         {
-            "ids": outcome.failed,
+            "ids": failed,
             "provider": provider.name,
             "error": (outcome.error or "")[:_ERROR_TEXT_LIMIT],
             "cap": PROBE_BACKOFF_CAP_SECONDS,
+            "channels": holding,
+            "publisher": publisher,
         },
     )
 
@@ -226,22 +466,22 @@ async def _record_unreachable(
 async def _record_rejection(
     conn: AsyncConnection,
     provider: RealtimeProvider,
+    publisher: str,
+    holding: list[str],
     rows: Sequence[OutboxMessage],
     outcome: PublishOutcome,
     settings: Settings,
 ) -> None:
     _seen_failing.discard(provider)
-    if not rows:
-        return
-    attempts = max(row.attempts for row in rows) + 1
-    reason = f"rejected: {(outcome.error or '')[:_ERROR_TEXT_LIMIT]}"
     ids = [row.id for row in rows]
+    attempts = max((row.attempts for row in rows), default=0) + 1
+    reason = f"rejected: {(outcome.error or '')[:_ERROR_TEXT_LIMIT]}"
     park = attempts >= settings.outbox_max_attempts
     if park:
-        outcome.parked = ids
+        outcome.parked += ids
         log.error("outbox events parked after %d attempts", attempts, extra={"event_ids": ids, "error": reason})
     else:
-        outcome.failed = ids
+        outcome.failed += ids
     await conn.execute(
         _MARK_REJECTED,
         {
@@ -251,6 +491,9 @@ async def _record_rejection(
             "park": park,
             "provider": provider.name,
             "success": False,
+            "answered": True,
+            "channels": holding,
+            "publisher": publisher,
         },
     )
 

@@ -1,4 +1,5 @@
-"""The relay: publishes what requests left pending (a failed or cut-off publish), oldest first, and prunes.
+"""The relay: publishes what requests left pending (a failed or cut-off publish, a lease handed off or left by a
+holder that died), each channel in seq order and within its ceiling, and prunes.
 
 Shared by the scheduled function, ``GET /api/cron/relay`` and ``hafi-realtime relay``.
 """
@@ -13,38 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import idempotency, ratelimit
 from core.logs import configure_logging
-from core.models import OutboxMessage
-from core.outbox.publishing import may_publish, publish_cleared
-from core.outbox.store import row_to_message
+from core.outbox.publishing import claim_channels, may_publish, new_publisher, publish_turns
 from core.realtime.base import RealtimeProvider
 from core.runtime import Runtime
 from core.settings import Settings
 
 log = logging.getLogger("hafi.relay")
-
-_CLAIM = text(
-    """
-    UPDATE outbox SET next_attempt_at = now() + make_interval(secs => :lease)
-    WHERE id IN (
-        SELECT id FROM outbox
-        WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
-        ORDER BY id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, channel, seq, event, payload, created_at, attempts
-    """
-)
-
-
-async def claim_pending(conn: AsyncConnection, *, limit: int, lease_seconds: int) -> list[OutboxMessage]:
-    """Takes the lease of up to ``limit`` due rows, oldest first (so each channel's in ``seq`` order)."""
-    result = await conn.execute(_CLAIM, {"limit": limit, "lease": lease_seconds})
-    return sorted((row_to_message(row) for row in result), key=lambda e: e.id)
 
 
 @dataclass
@@ -76,26 +55,30 @@ _PRUNE_LIMIT = 10_000
 async def relay(
     engine: AsyncEngine, provider: RealtimeProvider, settings: Settings, *, max_batches: int = 50
 ) -> RelayResult:
-    """Publishes due pending events until none are left (or ``max_batches`` ran), one provider call per batch.
+    """Publishes due pending events until none are left (or ``max_batches`` provider calls were made): it takes the
+    lease of every channel that has some and whose lease is free or expired, then publishes them as any holder
+    does, one group per channel per call, each channel within its ceiling.
 
     While the provider is failing the relay claims nothing, unless it takes the provider's due probe: its first
-    batch is then the probe, and when that succeeds it goes on draining the backlog at once.
+    call is then the probe, and when that succeeds it goes on draining the backlog at once.
     """
     result = RelayResult()
+    publisher = new_publisher()
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        batches = max_batches if await may_publish(conn, provider, settings) else 0
-        for _ in range(batches):
-            rows = await claim_pending(
-                conn, limit=settings.relay_batch_size, lease_seconds=settings.outbox_lease_seconds
-            )
-            if not rows:
+        calls_left = max_batches if await may_publish(conn, provider, settings) else 0
+        while calls_left > 0:
+            turns = await claim_channels(conn, publisher, settings)
+            if not turns:
                 break
-            result.batches += 1
-            outcome = await publish_cleared(conn, provider, rows, settings)
+            outcome = await publish_turns(
+                conn, provider, publisher, turns, settings, cleared=True, max_calls=calls_left
+            )
+            result.batches += outcome.calls
             result.published += len(outcome.published)
             result.failed += len(outcome.failed)
             result.parked += len(outcome.parked)
+            calls_left -= max(outcome.calls, 1)
             if outcome.error:
                 break  # failing or rejecting: leave the rest to the provider's probe or the rows' backoff
         await ratelimit.prune(conn)
