@@ -36,9 +36,15 @@ class BrowserAblyRealtime extends Ably.Realtime {
   }
 }
 
-// The page's globals: the SDKs the page would load from web/vendor/, and just enough of a document for
-// realtime.js's script loader (the SDK is already there, so the "script" loads at once).
-function loadBrowserClient() {
+// Every guest is a phone of its own: the app (CLIENT_ADDRESS_SOURCE=x-real-ip, as behind infra/nginx) reads its
+// address from X-Real-IP, which the edge would write. Guest i is 10.x.y.z.
+function address(i) {
+  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+}
+
+// One page's globals: the SDKs the page would load from web/vendor/, its own fetch (from its own address), and just
+// enough of a document for realtime.js's script loader (the SDK is already there, so the "script" loads at once).
+function loadBrowserClient(from) {
   const document = {
     querySelector: () => null,
     head: { appendChild: (script) => setTimeout(() => script.onload(), 0) },
@@ -46,7 +52,7 @@ function loadBrowserClient() {
   };
   const sandbox = {
     document,
-    fetch,
+    fetch: (url, init = {}) => fetch(url, { ...init, headers: { ...(init.headers || {}), "X-Real-IP": from } }),
     console,
     setTimeout,
     clearTimeout,
@@ -62,10 +68,11 @@ function loadBrowserClient() {
   return sandbox.HafiRealtime;
 }
 
-async function call(method, route, { token, body, headers } = {}) {
+async function call(method, route, { token, body, headers, from } = {}) {
   const response = await fetch(config.api + route, {
     method,
     headers: {
+      "X-Real-IP": from,
       ...(token ? { Authorization: `Bearer ${token}` } : {}),
       ...(body ? { "Content-Type": "application/json" } : {}),
       ...(headers || {}),
@@ -101,21 +108,22 @@ async function patiently(step) {
   }
 }
 
-async function guest() {
+async function guest(i) {
   return patiently(async () => {
-    const answer = await call("POST", "/api/auth/guest");
+    const answer = await call("POST", "/api/auth/guest", { from: address(i) });
     if (answer.status !== 200) throw Object.assign(new Error(`POST /api/auth/guest: ${answer.status} ${JSON.stringify(answer.data)}`), { status: answer.status });
     return answer.data.token;
   });
 }
 
 async function eventState(token) {
-  const answer = await call("GET", `/api/events/${config.slug}`, { token });
+  const answer = await call("GET", `/api/events/${config.slug}`, { token, from: address(0) });
   if (answer.status !== 200) fail(`GET /api/events/${config.slug}: ${answer.status}`);
   return answer.data;
 }
 
 function watch(HafiRealtime, token, seq) {
+  // (each watcher runs in a page of its own, from its own address)
   const channel = `event:${config.slug}`;
   const watcher = { applied: [], arrivals: {}, counts: {}, lastSeq: seq, refused: [], resets: 0 };
   return HafiRealtime.connect({
@@ -139,11 +147,12 @@ function watch(HafiRealtime, token, seq) {
 }
 
 async function main() {
-  const HafiRealtime = loadBrowserClient();
   const likers = await inBatches(config.likes, guest);
-  const watcherTokens = await inBatches(config.watchers, guest);
+  const watcherTokens = await inBatches(config.watchers, (i) => guest(config.likes + i));
   const before = await eventState(watcherTokens[0]);
-  const watchers = await Promise.all(watcherTokens.map((token) => patiently(() => watch(HafiRealtime, token, before.seq))));
+  const watchers = await Promise.all(
+    watcherTokens.map((token, i) => patiently(() => watch(loadBrowserClient(address(config.likes + i)), token, before.seq))),
+  );
   const refused = watchers.filter((w) => w.refused.length);
   if (refused.length) fail(`subscriptions refused: ${JSON.stringify(refused[0].refused)}`);
 
@@ -156,6 +165,7 @@ async function main() {
       const like = { mutationId: `storm-${i}`, photoId: photos[i % photos.length], sentAt: Date.now() };
       const answer = await call("POST", `/api/photos/${like.photoId}/like`, {
         token,
+        from: address(i),
         headers: { "X-Mutation-Id": like.mutationId },
       });
       return Object.assign(like, { answeredAt: Date.now(), status: answer.status });
