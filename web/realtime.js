@@ -166,11 +166,12 @@
       socket.onAny((name, data) => {
         if (name === "presence:count") return ctx.presence(data);
         if (!data || !data.id) return;
-        // Socket.IO does not say which room an event came through; docs/realtime.md fixes one channel per event name
-        // (a group's is its first event's: a group never mixes channels).
-        const first = name === "group" && Array.isArray(data.events) && data.events[0];
-        const [kind, sample] = first ? [first.name, first.data || {}] : [name, data];
-        ctx.receive(kind === "notification:new-comment" ? "admin" : `event:${sample.eventSlug}`, name, data);
+        // Socket.IO does not say which room an event came through; docs/realtime.md fixes one channel per event name.
+        // A group never mixes channels: one with a notification is the admin channel's, else its events' event's.
+        const events = name === "group" && Array.isArray(data.events) ? data.events.filter((e) => e && e.data) : [{ name, data }];
+        if (!events.length) return;
+        const admin = events.some((e) => e.name === "notification:new-comment");
+        ctx.receive(admin ? "admin" : `event:${events[0].data.eventSlug}`, name, data);
       });
       return () => socket.close();
     },
