@@ -19,6 +19,7 @@ import pytest
 
 from core.access import grant_for
 from core.auth import Principal
+from core.messages import GROUP
 from core.outbox.relay import relay_once
 from core.realtime.base import RealtimeError, RealtimeProvider
 from core.realtime.factory import create_provider
@@ -31,7 +32,7 @@ from tests.fakes.in_flight import FakeService, fresh_for_next_test
 from tests.support.api import api_with, bearer, realtime_message
 from tests.support.environment import make_settings, redis_url
 from tests.support.loopback import LoopbackServer, serving
-from tests.support.outbox import make_due, outbox_rows
+from tests.support.outbox import hold_channel_lease, make_due, outbox_rows
 from tests.support.tcp_forwarder import TcpForwarder
 
 WAIT_SECONDS = 5.0
@@ -47,6 +48,12 @@ class Received:
     name: str
     id: str
     data: dict[str, Any]
+
+
+def _events(message: Received) -> list[Received]:
+    if message.name != GROUP:
+        return [message]
+    return [Received(message.channel, e["name"], e["data"]["id"], e["data"]) for e in message.data["events"]]
 
 
 class Service(ABC):
@@ -73,7 +80,12 @@ class Service(ABC):
         pass
 
     @abstractmethod
-    async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]: ...
+    async def messages(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
+        """The messages the service took, groups as they came; waits for ``at_least`` events where it must."""
+
+    async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
+        """The events the service took, each group's one by one, as a subscriber handles them."""
+        return [event for message in await self.messages(provider, at_least=at_least) for event in _events(message)]
 
     @abstractmethod
     def requests(self, provider: RealtimeProvider) -> int: ...
@@ -95,7 +107,7 @@ class MemoryService(Service):
     def overrides(self) -> dict[str, Any]:
         return {"realtime_provider": "memory"}
 
-    async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
+    async def messages(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
         assert isinstance(provider, MemoryProvider)
         return [Received(m.channel, m.name, m.id, m.data) for m in provider.published]
 
@@ -164,7 +176,7 @@ class AblyService(LoopbackService):
     def refused_credentials(self) -> dict[str, Any]:
         return {"ably_api_key": f"{self.service.key_name}:not-the-secret"}
 
-    async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
+    async def messages(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
         await self.service.in_flight.settle()
         return [Received(d.channel, d.name or "", d.id, d.data) for d in self.service.delivered]
 
@@ -197,7 +209,7 @@ class PusherService(LoopbackService):
     def refused_credentials(self) -> dict[str, Any]:
         return {"pusher_secret": "not-the-secret"}
 
-    async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
+    async def messages(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
         await self.service.in_flight.settle()
         found = []
         for event in self.service.accepted:
@@ -237,9 +249,9 @@ class SocketIOService(Service):
         self.forwarder.delay_seconds = 0.0
         self.heard.clear()
 
-    async def received(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
+    async def messages(self, provider: RealtimeProvider, *, at_least: int = 0) -> list[Received]:
         deadline = time.monotonic() + WAIT_SECONDS
-        while len(self.heard) < at_least and time.monotonic() < deadline:
+        while self._events_heard() < at_least and time.monotonic() < deadline:
             self.arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), deadline - time.monotonic())
@@ -247,6 +259,10 @@ class SocketIOService(Service):
         emits = [m for m in self.heard if m.get("method") == "emit"]
         # python-socketio sends an emit's arguments as a list: ours is the one payload.
         return [Received(m["room"], m["event"], m["data"][0]["id"], m["data"][0]) for m in emits]
+
+    def _events_heard(self) -> int:
+        emits = [m for m in self.heard if m.get("method") == "emit"]
+        return sum(len(m["data"][0]["events"]) if m["event"] == GROUP else 1 for m in emits)
 
     def requests(self, provider: RealtimeProvider) -> int:
         return len([m for m in self.heard if m.get("method") == "emit"])
@@ -416,6 +432,32 @@ async def test_one_action_is_one_publish_and_a_comment_carries_both_of_its_messa
     ]
     assert [r.id for r in received] == [str(row.id) for row in rows]
     assert [r.data["seq"] for r in received] == [row.seq for row in rows] == [1, 2, 1]
+    assert all(row.published_at is not None for row in rows)
+
+
+async def test_likes_committed_while_the_channel_is_held_go_out_as_one_group_in_one_message(
+    database_url: str, service: Service
+) -> None:
+    async with api_with(service.settings(database_url, rate_limit_per_minute=10_000)) as api:
+        photo_a, photo_b = await api.event("wedding")
+        guests = [await api.guest() for _ in range(5)]
+        provider = api.runtime.provider
+        alone = await api.client.post(f"/api/photos/{photo_a}/like", headers=bearer(guests[0]))
+        await hold_channel_lease(api.runtime, "event:wedding", "another-publisher", seconds=30)
+        left = [await api.client.post(f"/api/photos/{photo_a}/like", headers=bearer(g)) for g in guests[1:]]
+        before = service.requests(provider)
+        await hold_channel_lease(api.runtime, "event:wedding", "another-publisher", seconds=-1)  # it died
+        taking_over = await api.client.post(f"/api/photos/{photo_b}/like", headers=bearer(guests[0]))
+        messages = await service.messages(provider, at_least=6)
+        received = await service.received(provider, at_least=6)
+        rows = await outbox_rows(api.runtime)
+
+    assert [r.status_code for r in [alone, *left, taking_over]] == [200] * 6
+    assert before == 1 and service.requests(provider) == 2  # the group is one request, one emit
+    assert [m.name for m in messages] == ["photo:liked", GROUP]
+    group = messages[1]
+    assert (group.id, group.data["fromSeq"], group.data["toSeq"]) == (f"{rows[1].id}-{rows[5].id}", 2, 6)
+    assert [(r.id, r.data["seq"]) for r in received] == [(str(row.id), row.seq) for row in rows]
     assert all(row.published_at is not None for row in rows)
 
 

@@ -295,7 +295,8 @@ async def test_a_relay_batch_that_fails_midway_resends_only_what_pusher_did_not_
     database_url: str, service: FakePusher, server: LoopbackServer
 ) -> None:
     async with pusher_api(database_url, service, server) as api:
-        photo_ids = await api.event("wedding", photos=23)
+        # 23 channels: the relay sends one message per channel per call (one channel's events would be one group).
+        photo_ids = [photo for i in range(23) for photo in await api.event(f"wedding-{i:02d}", photos=1)]
         guest = await api.guest()
         await server.stop()  # every like's own publish fails: 23 pending events for the relay
         for photo_id in photo_ids:

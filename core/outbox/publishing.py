@@ -63,7 +63,7 @@ PROBE_BACKOFF_CAP_SECONDS = 10
 _PROBE_BOOKKEEPING_SECONDS = 5
 _ERROR_TEXT_LIMIT = 1000
 # How often a request that handed its channels' leases off takes them back because no writer took them.
-_RETAKES = 2
+HAND_OFF_RETAKES = 2
 
 # Processes whose last word from Postgres or from the provider was that the provider is failing; only they ask
 # Postgres before publishing. A hint, never the decision: the decision is the probe lease in ``provider_health``.
@@ -324,7 +324,7 @@ async def publish_turns(
     loop = asyncio.get_running_loop()
     spacing = 1 / settings.channel_publish_ceiling_per_second
     deadline = loop.time() + hand_off_after if hand_off_after is not None else None
-    retakes = _RETAKES if hand_off_after is not None else 0
+    retakes = HAND_OFF_RETAKES if hand_off_after is not None else 0
     current = {turn.channel: turn for turn in turns}
     while current:
         ready = [turn for turn in current.values() if turn.rows]
@@ -338,12 +338,13 @@ async def publish_turns(
             ids = [row.id for group in groups.values() for row in group]
             if not cleared:
                 cleared = True
+                known = [row.id for turn in ready for row in turn.rows]
                 if provider in _seen_failing and not await may_publish(
-                    conn, provider, settings, holding=ids, publisher=publisher, channels=list(current)
+                    conn, provider, settings, holding=known, publisher=publisher, channels=list(current)
                 ):
-                    metrics.incr("events_held", len(ids))
-                    log.info("publish held", extra={"provider": provider.name, "event_ids": ids, "outcome": "held"})
-                    outcome.held += ids
+                    metrics.incr("events_held", len(known))
+                    log.info("publish held", extra={"provider": provider.name, "event_ids": known, "outcome": "held"})
+                    outcome.held += known
                     return outcome
             if not await _send(conn, provider, publisher, list(current), groups, settings, outcome):
                 return outcome
@@ -405,12 +406,13 @@ async def _send(
     """One provider call with one message per group. On a failure records it, releases the leases held and
     returns False; the bookkeeping of a success is the caller's (it rides the next ``_CONTINUE``)."""
     rows = [row for group in groups.values() for row in group]
-    by_message = {message.id: group for message, group in ((group_message(g), g) for g in groups.values())}
+    messages = [group_message(group) for group in groups.values()]
+    by_message = {message.id: group for message, group in zip(messages, groups.values(), strict=True)}
     started = time.perf_counter()
     outcome.calls += 1
     try:
         async with asyncio.timeout(settings.publish_timeout_seconds):
-            await provider.publish([group_message(group) for group in groups.values()])
+            await provider.publish(messages)
     except (RealtimeError, TimeoutError) as exc:
         transient = exc.transient if isinstance(exc, RealtimeError) else True
         delivered_messages = exc.delivered if isinstance(exc, RealtimeError) else frozenset()

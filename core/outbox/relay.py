@@ -59,18 +59,24 @@ async def relay(
     lease of every channel that has some and whose lease is free or expired, then publishes them as any holder
     does, one group per channel per call, each channel within its ceiling.
 
-    While the provider is failing the relay claims nothing, unless it takes the provider's due probe: its first
-    call is then the probe, and when that succeeds it goes on draining the backlog at once.
+    While the provider is failing the relay publishes nothing (it gives back what it claimed), unless it takes the
+    provider's due probe: its first call is then the probe, and when that succeeds it goes on draining the backlog
+    at once.
     """
     result = RelayResult()
     publisher = new_publisher()
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        calls_left = max_batches if await may_publish(conn, provider, settings) else 0
+        calls_left, cleared = max_batches, False
         while calls_left > 0:
             turns = await claim_channels(conn, publisher, settings)
             if not turns:
                 break
+            # Asked once there is something to publish, so that a relay with nothing to do never spends the probe.
+            channels = [turn.channel for turn in turns]
+            if not cleared and not await may_publish(conn, provider, settings, publisher=publisher, channels=channels):
+                break
+            cleared = True
             outcome = await publish_turns(
                 conn, provider, publisher, turns, settings, cleared=True, max_calls=calls_left
             )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from core.models import OutboxMessage, ProviderHealth
+from core.models import ChannelSequence, OutboxMessage, ProviderHealth
 from core.runtime import Runtime
 
 
@@ -25,4 +26,14 @@ async def make_due(runtime: Runtime) -> None:
             update(ProviderHealth)
             .where(ProviderHealth.next_probe_at.is_not(None))
             .values(next_probe_at=ProviderHealth.last_failure_at)
+        )
+
+
+async def hold_channel_lease(runtime: Runtime, channel: str, publisher: str, *, seconds: float) -> None:
+    """Another publisher holds ``channel``'s publish lease for ``seconds`` more (negative: its lease ran out)."""
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(ChannelSequence)
+            .where(ChannelSequence.channel == channel)
+            .values(publisher=publisher, publisher_until=func.now() + timedelta(seconds=seconds))
         )
