@@ -27,6 +27,7 @@ lint: $(STAMP)
 # Every benchmark, each peer measured in the same run; results in bench/results/. BENCH_ARGS=--smoke: tiny, fast.
 bench: $(STAMP)
 	npm ci --prefix bench/js --no-audit --no-fund --silent
+	npm ci --prefix tests/js --no-audit --no-fund --silent
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # docs/api.md from the app's OpenAPI schema (tests/test_docs.py fails when it is stale).

@@ -2,8 +2,9 @@
 (each with the machine, versions, time and load average) and ``bench/results/summary.md``.
 
 ``--smoke`` runs each one tiny, to show the harness works; its results go to ``bench/results/smoke/`` so that they
-never overwrite measured ones. Needs Postgres (TEST_DATABASE_URL / DATABASE_URL, else an embedded one), node and
-``bench/js/node_modules`` (``npm ci --prefix bench/js``). Benchmarks assert nothing about speed."""
+never overwrite measured ones. Needs Postgres (TEST_DATABASE_URL / DATABASE_URL, else an embedded one), node,
+``bench/js/node_modules`` (``npm ci --prefix bench/js``) and, for the storm, ``tests/js/node_modules``.
+Benchmarks assert nothing about speed."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from bench.common import RESULTS_DIR, load_average, machine
 from bench.summary import write_summary
 from tests.support.database import fresh_database
 
-BENCHMARKS = ["round_trips", "paths", "concurrency", "coldstart", "fanout"]
+BENCHMARKS = ["round_trips", "paths", "concurrency", "coldstart", "fanout", "storm"]
 
 
 def main() -> None:

@@ -57,6 +57,45 @@ def _fanout_rows(fanout: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _storm_rows(storm: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for run in storm["result"]["runs"]:
+        seconds = run["likeWindowMs"] / 1000
+        on = f"storm on {run['provider']} ({run['likes']:,} likes in {seconds:g} s, {run['watchers']} watchers)"
+        latency = run["latencyMs"]
+        rows += [
+            [
+                f"{on}: provider messages per like, published / delivered",
+                f"{run['providerMessagesPerLike']:g} / {run['deliveredPerLike']:g}",
+                "",
+                "",
+                "published < 1",
+            ],
+            [
+                f"{on}: messages published per second on the channel, max / mean",
+                f"{run['maxPublishesPerSecond']}/s / {run['meanPublishesPerSecond']:g}/s",
+                "",
+                "",
+                "≤ 20/s (the ceiling)",
+            ],
+            [
+                f"{on}: refused by the provider (over Ably's 50/s per channel)",
+                f"{run['refused']} ({run['overAblyChannelRate']})",
+                "",
+                "",
+                "0",
+            ],
+            [
+                f"{on}: like → every watcher p50 / p99; likes answered 200; watchers exact",
+                f"{_ms(latency['p50'])} / {_ms(latency['p99'])}; {run['likesAnswered200']}; {run['watchersExact']}",
+                "",
+                "",
+                f"p99 < 500 ms; {run['likes']}; {run['watchers']}",
+            ],
+        ]
+    return rows
+
+
 def table(folder: Path) -> str:
     rows: list[list[str]] = []
     fanout = _load(folder, "fanout")
@@ -113,14 +152,17 @@ def table(folder: Path) -> str:
             rows.append(
                 [f"{figure} path p50 (one at a time)", _ms(result[figure]["p50_ms"]), "", "", "no slower than before"]
             )
+    storm = _load(folder, "storm")
+    if storm:
+        rows += _storm_rows(storm)
     loads = [
         f"{name}: {data['load_average_before'][0]:g}"
-        for name in ("fanout", "coldstart", "round_trips", "concurrency", "paths")
+        for name in ("fanout", "coldstart", "round_trips", "concurrency", "paths", "storm")
         if (data := _load(folder, name))
     ]
     lines = ["| figure | ours | peer | ratio | goal |", "| --- | --- | --- | --- | --- |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    first = next((data for name in ("fanout", "coldstart") if (data := _load(folder, name))), None)
+    first = next((data for name in ("fanout", "coldstart", "storm") if (data := _load(folder, name))), None)
     context = ""
     if first:
         described = first["machine"]

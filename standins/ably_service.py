@@ -19,6 +19,20 @@ src/common/lib/client/realtimechannel.ts for attach and delivery):
 - an attach with the ``occupancy: metrics`` channel param gets ``[meta]occupancy`` messages, whose
   ``metrics.subscribers`` is the number of connections attached to the channel.
 
+Ably's limits (general/limits.mdx; platform/errors/codes 42913, 42915, 80020), over a sliding second:
+
+- at most ``channel_message_rate`` (50) messages published per channel, every publisher together and each message
+  of a batch counted: a BatchSpec that would go over is refused whole with 429 / 42913 ("the publish is rejected and
+  the message is not delivered"), alone as HTTP 429, beside accepted ones as a 40020 partial failure;
+- at most ``connection_message_rate`` (50) messages delivered per connection: the excess is dropped (42915) and
+  the channel gets the continuity loss, an ATTACHED without the RESUMED flag carrying error 80020, which ably-js
+  turns into the channel's ``update`` event (realtimechannel.ts, ``processMessage`` on ATTACHED while attached).
+  One signal covers every message dropped before it; it is sent once the connection may receive again, so a client
+  that catches up on it finds every dropped message already stored. Occupancy events are not counted.
+
+What was published per channel and delivered or dropped per connection is counted (``stats``), for the tests and
+the storm benchmark.
+
 The mac and capability functions are written from the documentation, independently of the ``ably`` SDK.
 """
 
@@ -32,6 +46,8 @@ import hmac
 import json
 import secrets
 import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +73,13 @@ MAX_MESSAGES_PER_SPEC = 1000
 # ProtocolMessage actions and flags (ably-js src/common/lib/types/protocolmessagecommon.ts)
 HEARTBEAT, ACK, NACK, CONNECTED, DISCONNECTED, CLOSE, CLOSED, ERROR = 0, 1, 2, 4, 6, 7, 8, 9
 ATTACH, ATTACHED, DETACH, DETACHED, PRESENCE, MESSAGE, AUTH = 10, 11, 12, 13, 14, 15, 17
-FLAG_SUBSCRIBE = 1 << 18
+FLAG_SUBSCRIBE = 1 << 18  # no RESUMED (1 << 2) on any ATTACHED: this stand-in keeps no continuity across attaches
 OCCUPANCY_EVENT = "[meta]occupancy"
 CONNECTION_STATE_TTL_MS = 120_000
+MESSAGE_RATE = 50  # Ably's per-channel inbound and per-connection outbound message rate, every package
+RATE_WINDOW_SECONDS = 1.0
+CHANNEL_RATE_EXCEEDED = 42913
+CONTINUITY_LOST = 80020
 
 
 def token_request_mac(secret: str, request: dict[str, Any]) -> str:
@@ -92,6 +112,25 @@ class Delivered:
     at_ms: int
 
 
+class SlidingWindow:
+    """Message counts within the last second, on the limits' clock (not the service's, which tests move by minutes)."""
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque()
+
+    def count(self, now: float) -> int:
+        while self._times and self._times[0] <= now - RATE_WINDOW_SECONDS:
+            self._times.popleft()
+        return len(self._times)
+
+    def add(self, now: float, messages: int = 1) -> None:
+        self._times.extend([now] * messages)
+
+    def room_again_in(self, now: float) -> float:
+        """Seconds until the oldest message counted leaves the window."""
+        return max(0.0, self._times[0] + RATE_WINDOW_SECONDS - now) if self._times else 0.0
+
+
 @dataclass
 class Token:
     key_name: str
@@ -110,12 +149,36 @@ class RealtimeConnection:
     attached: set[str] = field(default_factory=set)
     occupancy: set[str] = field(default_factory=set)
     expiry: asyncio.Task[None] | None = None
+    outbound: SlidingWindow = field(default_factory=SlidingWindow)
+    continuity_losses: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # channel -> signal to come
 
 
 class AblyError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class AblyStats:
+    """What the limits saw: messages accepted per channel (with when, on the monotonic clock), messages refused by
+    the channel rate per channel, and messages delivered, dropped and continuity losses signalled per connection."""
+
+    published: Counter[str] = field(default_factory=Counter)
+    published_at: dict[str, list[float]] = field(default_factory=dict)  # on the limits' clock
+    refused: Counter[str] = field(default_factory=Counter)
+    delivered: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    continuity_losses: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "published": dict(self.published),
+            "refused": dict(self.refused),
+            "delivered": dict(self.delivered),
+            "dropped": dict(self.dropped),
+            "continuityLosses": dict(self.continuity_losses),
+        }
 
 
 @dataclass
@@ -136,6 +199,11 @@ class FakeAbly:
     heartbeat_seconds: float = 15.0  # also the maxIdleInterval promised to the client
     connections: dict[str, RealtimeConnection] = field(default_factory=dict)
     realtime_refusals: list[tuple[str, int, str]] = field(default_factory=list)  # (channel or "", code, message)
+    rate_clock: Callable[[], float] = time.monotonic  # the limits' clock, in seconds (a test may hold it still)
+    channel_message_rate: int = MESSAGE_RATE
+    connection_message_rate: int = MESSAGE_RATE
+    stats: AblyStats = field(default_factory=lambda: AblyStats())
+    _inbound: dict[str, SlidingWindow] = field(default_factory=dict)
     _nonces: set[tuple[str, int]] = field(default_factory=set)
     _first_seen: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -170,6 +238,8 @@ class FakeAbly:
         self.fail_channels = {}
         self.delay_seconds = 0.0
         self.realtime_refusals.clear()
+        self.stats = AblyStats()
+        self._inbound.clear()
 
     def exchange(self, token_request: dict[str, Any]) -> Token:
         """What Ably does with a TokenRequest a browser sends it; raises ``AblyError`` as Ably would refuse it."""
@@ -254,8 +324,15 @@ class FakeAbly:
                     error = {"code": status * 100, "statusCode": status, "message": "channel failed"}
                     results.append({"channel": channel, "error": error})
                     continue
+                if not self._admit(channel, len(messages)):
+                    results.append(
+                        {"channel": channel, "error": _error_body(_rate_exceeded(self.channel_message_rate))}
+                    )
+                    continue
                 self._deliver(channel, messages)
                 results.append({"channel": channel, "messageId": messages[0].get("id")})
+        if results and all(r.get("error", {}).get("code") == CHANNEL_RATE_EXCEEDED for r in results):
+            return self._error(request, _rate_exceeded(self.channel_message_rate))
         self.requests.append(specs)
         self.auth_schemes.append(request.headers["authorization"].split(" ")[0])
         if any("error" in result for result in results):
@@ -290,6 +367,18 @@ class FakeAbly:
                     raise AblyError(400, 40013, "data is not the JSON its encoding says") from None
         return channels, messages
 
+    def _admit(self, channel: str, messages: int) -> bool:
+        """Counts ``messages`` published on ``channel`` if the channel's rate has room for all of them."""
+        now = self.rate_clock()
+        window = self._inbound.setdefault(channel, SlidingWindow())
+        if window.count(now) + messages > self.channel_message_rate:
+            self.stats.refused[channel] += messages
+            return False
+        window.add(now, messages)
+        self.stats.published[channel] += messages
+        self.stats.published_at.setdefault(channel, []).extend([now] * messages)
+        return True
+
     def _deliver(self, channel: str, messages: list[dict[str, Any]]) -> None:
         now = self.now_ms()
         for message in messages:
@@ -306,10 +395,34 @@ class FakeAbly:
 
     def _send_to_attached(self, channel: str, messages: list[dict[str, Any]]) -> None:
         wire = [{k: v for k, v in m.items() if k in ("id", "name", "data", "encoding", "clientId")} for m in messages]
+        now = self.rate_clock()
         for connection in self.connections.values():
+            if channel not in connection.attached:
+                continue
+            if connection.outbound.count(now) + len(wire) > self.connection_message_rate:
+                self.stats.dropped[connection.id] += len(wire)
+                self._lose_continuity(connection, channel, connection.outbound.room_again_in(now))
+                continue
+            connection.outbound.add(now, len(wire))
+            self.stats.delivered[connection.id] += len(wire)
+            frame = {"action": MESSAGE, "channel": channel, "timestamp": self.now_ms(), "messages": wire}
+            connection.wire.send(frame)
+
+    def _lose_continuity(self, connection: RealtimeConnection, channel: str, delay: float) -> None:
+        """Schedules the channel's continuity loss for when the connection may receive again (one per episode)."""
+        if channel in connection.continuity_losses:
+            return
+
+        async def signal() -> None:
+            await asyncio.sleep(delay)
+            del connection.continuity_losses[channel]
             if channel in connection.attached:
-                frame = {"action": MESSAGE, "channel": channel, "timestamp": self.now_ms(), "messages": wire}
+                self.stats.continuity_losses[connection.id] += 1
+                lost = AblyError(429, CONTINUITY_LOST, "Continuity loss due to maximum subscribe message rate exceeded")
+                frame = {"action": ATTACHED, "channel": channel, "flags": FLAG_SUBSCRIBE, "error": _error_body(lost)}
                 connection.wire.send(frame)
+
+        connection.continuity_losses[channel] = asyncio.create_task(signal())
 
     # The realtime WebSocket.
 
@@ -357,6 +470,8 @@ class FakeAbly:
             heartbeats.cancel()
             if connection.expiry is not None:
                 connection.expiry.cancel()
+            for pending in connection.continuity_losses.values():
+                pending.cancel()
             del self.connections[connection.id]
             for channel in connection.attached:
                 self._occupancy_changed(channel)
@@ -512,6 +627,14 @@ class FakeAbly:
         response.headers["X-Ably-Errorcode"] = str(exc.code)
         response.headers["X-Ably-Errormessage"] = exc.message
         return response
+
+
+def _rate_exceeded(rate: int) -> AblyError:
+    return AblyError(
+        429,
+        CHANNEL_RATE_EXCEEDED,
+        f"Rate limit exceeded; request rejected (nonfatal); metric = channel.maxRate; permitted rate = {rate}",
+    )
 
 
 def _error_body(exc: AblyError) -> dict[str, Any]:

@@ -16,6 +16,10 @@ src/core/connection/protocol/protocol.ts, src/core/channels/channel.ts, src/core
 - with ``subscription_count`` (Pusher's "subscription counting" app setting), every subscribe and unsubscribe sends
   ``pusher_internal:subscription_count`` to the channel's subscribers.
 
+Pusher bills every message delivered (one publish times every subscriber, pusher.com/docs/channels "How are
+messages counted?"), so ``stats`` counts, per channel, the events published (with when, on the monotonic clock) and,
+per socket, the events delivered; it refuses nothing for rate.
+
 The signing functions here are written from the documentation, independently of the ``pusher`` SDK, so tests can
 check the SDK (and our endpoints) against them.
 """
@@ -30,6 +34,7 @@ import json
 import re
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +72,16 @@ def channel_auth(key: str, secret: str, socket_id: str, channel: str) -> str:
 
 
 @dataclass
+class PusherStats:
+    published: Counter[str] = field(default_factory=Counter)  # channel -> events accepted
+    published_at: dict[str, list[float]] = field(default_factory=dict)  # channel -> when each was accepted
+    delivered: Counter[str] = field(default_factory=Counter)  # socket id -> events sent to it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"published": dict(self.published), "delivered": dict(self.delivered)}
+
+
+@dataclass
 class FakePusher:
     app_id: str = "4242"
     key: str = "fake-pusher-key"
@@ -83,6 +98,7 @@ class FakePusher:
     sockets: dict[str, Connection] = field(default_factory=dict)  # socket id -> the browser's connection
     subscribers: dict[str, set[str]] = field(default_factory=dict)  # channel -> socket ids
     socket_refusals: list[tuple[str, str]] = field(default_factory=list)  # (socket id, why), newest last
+    stats: PusherStats = field(default_factory=PusherStats)
 
     def __post_init__(self) -> None:
         self.app = Starlette(
@@ -102,6 +118,7 @@ class FakePusher:
         self.delay_seconds = 0.0
         self.client_events = False
         self.socket_refusals.clear()
+        self.stats = PusherStats()
 
     def _refuse(self, status: int, message: str) -> Response:
         self.refusals.append((status, message))
@@ -166,9 +183,13 @@ class FakePusher:
         return JSONResponse({})
 
     def _fan_out(self, event: dict[str, Any]) -> None:
-        message = {"event": event["name"], "channel": event["channel"], "data": event["data"]}
-        for socket_id in self.subscribers.get(event["channel"], ()):
+        channel = event["channel"]
+        self.stats.published[channel] += 1
+        self.stats.published_at.setdefault(channel, []).append(time.monotonic())
+        message = {"event": event["name"], "channel": channel, "data": event["data"]}
+        for socket_id in self.subscribers.get(channel, ()):
             if socket_id != event.get("socket_id"):
+                self.stats.delivered[socket_id] += 1
                 self.sockets[socket_id].send(message)
 
     async def _socket(self, socket: WebSocket) -> None:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from core.devserver import STANDIN_PROVIDERS, build_dev_app, make_standin
+from core.realtime.base import RealtimeMessage
 from core.realtime.pusher import wire_channel
 from core.runtime import Runtime
 from standins.ably_service import FakeAbly
@@ -376,3 +377,48 @@ async def test_like_click_to_other_page_latency_is_measured(site: Site, browser:
     median = statistics.median(latencies)
     record_property(f"like_latency_ms_{site.provider}", median)
     print(f"\nlike click -> other page, {site.provider}: median {median} ms, max {max(latencies)} ms of {latencies}")
+
+
+async def test_a_group_message_reaches_the_gallery_as_its_events_in_order_without_a_catch_up(
+    site: Site, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, third = await site.api.event("wedding", photos=3)
+    page = await _gallery(browser, site)
+    catch_ups: list[str] = []
+    page.on("request", lambda request: catch_ups.append(request.url) if "/updates" in request.url else None)
+    provider = site.api.runtime.provider
+    publish = provider.publish
+
+    async def held(events: object) -> None:
+        """The likes are stored and their publishes held back: they go out below, together, as one group."""
+
+    alice, bob = await site.api.guest(), await site.api.guest()
+    with monkeypatch.context() as patch:
+        patch.setattr(provider, "publish", held)
+        for guest, photo in ((alice, first), (alice, second), (bob, first), (alice, third)):
+            liked = await site.api.client.post(f"/api/photos/{photo}/like", headers=bearer(guest))
+            assert liked.status_code == 200, liked.text
+    log = await site.api.client.get("/api/events/wedding/updates?after=0", headers=bearer(alice))
+    events = log.json()["events"]
+    assert [event["seq"] for event in events] == [1, 2, 3, 4]
+    group_id = f"{events[0]['id']}-{events[-1]['id']}"
+    group = {  # docs/realtime.md, "Groups"
+        "id": group_id,
+        "fromSeq": 1,
+        "toSeq": 4,
+        "events": [{"name": event["name"], "data": event["data"]} for event in events],
+    }
+    await publish([RealtimeMessage(id=group_id, channel="event:wedding", name="group", data=group)])
+
+    await _until(page, _count_is(1, 2))
+    await _until(page, _count_is(2, 1))
+    await _until(page, _count_is(3, 1))
+    # In order: the first photo's count went 1 then 2, never back to 1 (a later event applied first would show 2
+    # and then 1); and every event came from the group, none from /updates.
+    assert catch_ups == []
+    # The same group again (a retried publish) changes nothing: each event id is applied once.
+    await publish([RealtimeMessage(id=group_id, channel="event:wedding", name="group", data=group)])
+    bob_unlikes = await site.api.client.delete(f"/api/photos/{first}/like", headers=bearer(bob))
+    assert bob_unlikes.status_code == 200
+    await _until(page, _count_is(1, 1))
+    assert catch_ups == []

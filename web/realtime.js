@@ -18,7 +18,9 @@
  *   live.close();
  *
  * What the client guarantees whatever the provider: each event is delivered once (ids already seen are dropped),
- * in seq order per channel; a gap in seq or a reconnection fetches what was missed from /updates?after=. It
+ * in seq order per channel; a gap in seq, a reconnection or a provider's continuity loss fetches what was missed
+ * from /updates?after=. A "group" message (several events of one channel published together) is unpacked into its
+ * events, each handled as if it had come alone. It
  * subscribes to the provider channels the server names, and takes only what our server publishes there: Pusher
  * client events ("client-…"), provider-internal events and messages another client published are dropped.
  *
@@ -33,6 +35,8 @@
     socketio: "/web/vendor/socket.io.min.js",
   };
   const SEEN_IDS_KEPT = 2000;
+  const CATCH_UP_ATTEMPTS = 5;
+  const CATCH_UP_FIRST_WAIT_MS = 250;
 
   function loadScript(src) {
     return new Promise((resolve, reject) => {
@@ -72,14 +76,23 @@
       this.seen = new Set();
       this.fetchUpdates = fetchUpdates;
       this.catchingUp = new Map();
+      this.wanted = {}; // per channel, the highest seq seen live while a catch-up was needed
     }
 
     accept(channel, name, data) {
+      // Several events of one channel published together (docs/realtime.md, "Groups"): each goes the way a lone one
+      // does, in the group's order.
+      if (name === "group") {
+        if (data && Array.isArray(data.events)) for (const event of data.events) if (event) this.accept(channel, event.name, event.data);
+        return;
+      }
       if (!data || this.seen.has(data.id)) return;
       const last = this.lastSeq[channel];
-      if (typeof data.seq === "number" && last !== undefined && data.seq > last + 1) {
-        this.catchUp(channel);
-        return; // the catch-up delivers it, in order
+      if (typeof data.seq === "number" && last !== undefined && (data.seq > last + 1 || this.catchingUp.has(channel))) {
+        // The catch-up delivers it, in order: one already running goes on until it has reached this seq.
+        this.wanted[channel] = Math.max(this.wanted[channel] || 0, data.seq);
+        this.catchUp(channel).catch(() => {}); // given up after its attempts: the next gap or reconnection tries again
+        return;
       }
       this.deliver(channel, name, data);
     }
@@ -96,17 +109,34 @@
       if (this.catchingUp.has(channel)) return this.catchingUp.get(channel);
       const run = (async () => {
         let more = true;
+        let emptyPages = 0;
         while (more) {
           const after = this.lastSeq[channel] || 0;
-          const page = await this.fetchUpdates(channel, after);
+          const page = await this.fetchPatiently(channel, after);
           // The server keeps events for a while only: a client away longer must load the page state again.
           if (page.events.length && page.events[0].seq > after + 1) this.onReset(channel);
           for (const update of page.events) this.deliver(channel, update.name, update.data);
-          more = page.hasMore;
+          emptyPages = page.events.length ? 0 : emptyPages + 1;
+          // An event that arrived live while the page was on its way may be newer than the page: fetch again (an
+          // event is stored before it is published, so the next page has it; two empty pages in a row end it).
+          more = page.hasMore || ((this.wanted[channel] || 0) > (this.lastSeq[channel] || 0) && emptyPages < 2);
         }
       })().finally(() => this.catchingUp.delete(channel));
       this.catchingUp.set(channel, run);
       return run;
+    }
+
+    /** A page of /updates; a failure (a busy server's 503, a network blip) is tried again a few times, waiting longer
+     * each time, since what it would fetch is otherwise missed until the next gap. */
+    async fetchPatiently(channel, after) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.fetchUpdates(channel, after);
+        } catch (error) {
+          if (attempt >= CATCH_UP_ATTEMPTS - 1) throw error;
+          await new Promise((resolve) => setTimeout(resolve, CATCH_UP_FIRST_WAIT_MS * 2 ** attempt * (0.5 + Math.random())));
+        }
+      }
     }
 
     /** Channels whose seq the page never learned start from their first live event instead. */
@@ -137,7 +167,11 @@
         if (name === "presence:count") return ctx.presence(data);
         if (!data || !data.id) return;
         // Socket.IO does not say which room an event came through; docs/realtime.md fixes one channel per event name.
-        ctx.receive(name === "notification:new-comment" ? "admin" : `event:${data.eventSlug}`, name, data);
+        // A group never mixes channels: one with a notification is the admin channel's, else its events' event's.
+        const events = name === "group" && Array.isArray(data.events) ? data.events.filter((e) => e && e.data) : [{ name, data }];
+        if (!events.length) return;
+        const admin = events.some((e) => e.name === "notification:new-comment");
+        ctx.receive(admin ? "admin" : `event:${events[0].data.eventSlug}`, name, data);
       });
       return () => socket.close();
     },
@@ -181,6 +215,11 @@
           ctx.receive(logical, message.name, message.data);
         });
         channel.on("failed", (change) => ctx.refused(logical, change.reason));
+        // A continuity loss (Ably dropped messages, e.g. 80020 over a connection's message rate): still attached, but
+        // what was missed is fetched from /updates.
+        channel.on("update", (change) => {
+          if (!change.resumed) ctx.catchUp(logical);
+        });
       }
       let connectedBefore = false;
       client.connection.on((change) => {
@@ -258,6 +297,9 @@
       },
       presence: options.onPresence || (() => {}),
       refused: options.onRefused || (() => {}),
+      catchUp: (channel) => {
+        if (channels.includes(channel)) sequencer.catchUp(channel).catch(() => {});
+      },
       resync: () => {
         onStatus("catching-up");
         sequencer.catchUpAll(channels).then(() => onStatus("live"));
