@@ -20,6 +20,7 @@ from core import metrics
 from core.realtime.socketio import SocketIOProvider
 from core.runtime import Runtime, build_runtime
 from core.settings import Settings
+from core.socketio_server.broadcast import BroadcastingManager, BroadcastingRedisManager
 from core.socketio_server.guard import ClientPacket, PollingGuard, close_on_malformed_packets, library_logger
 from core.socketio_server.handlers import ClientEvents
 from core.socketio_server.presence import Presence
@@ -39,11 +40,9 @@ def _allowed_origins(settings: Settings) -> list[str] | None:
 def create_server(settings: Settings) -> Any:
     """A ``socketio.AsyncServer`` with the original platform's options; sharing rooms through Redis where
     ``SOCKETIO_REDIS_URL`` (or ``REDIS_URL``) is set, alone in this process otherwise."""
-    manager = None
+    manager: BroadcastingManager = BroadcastingManager()
     if settings.socketio_redis:
-        manager = socketio.AsyncRedisManager(
-            settings.socketio_redis, channel=settings.socketio_redis_channel, logger=log
-        )
+        manager = BroadcastingRedisManager(settings.socketio_redis, channel=settings.socketio_redis_channel, logger=log)
     sio = socketio.AsyncServer(
         async_mode="asgi",
         serializer=ClientPacket,
