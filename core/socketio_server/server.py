@@ -23,7 +23,7 @@ from core.settings import Settings
 from core.socketio_server.broadcast import BroadcastingManager, BroadcastingRedisManager
 from core.socketio_server.guard import ClientPacket, PollingGuard, close_on_malformed_packets, library_logger
 from core.socketio_server.handlers import ClientEvents
-from core.socketio_server.presence import Presence
+from core.socketio_server.presence import Presence, RedisCounts
 
 log = logging.getLogger("hafi.socketio")
 
@@ -109,11 +109,14 @@ def build_node(settings: Settings, *, engine: AsyncEngine | None = None) -> Sock
     runtime = build_runtime(settings, engine=engine, provider=provider)
 
     async def announce(event: str, room: str, data: dict[str, Any]) -> None:
-        # Counts are this node's own: tell this node's clients only (see presence.py).
+        # Each node tells its own clients (see presence.py): a count relayed between nodes could arrive late.
         await sio.emit(event, data, room=room, ignore_queue=True)
         metrics.incr("socketio_messages_sent")
 
-    presence = Presence(announce)
+    cluster = None
+    if settings.socketio_redis:
+        cluster = RedisCounts(settings.socketio_redis, prefix=settings.socketio_redis_channel)
+    presence = Presence(announce, cluster=cluster)
     events = ClientEvents(sio, runtime, presence)
     events.register()
     metrics.register_gauge("socketio_connected_clients", lambda: presence.connected_clients)
