@@ -292,7 +292,8 @@ class ClientEvents:
             raise RateLimitedError(retry_after_seconds=1)
         principal, slug = self._principal(sid), _slug(data)
         room = event_channel(slug)
-        if room not in self._sio.rooms(sid) and len(self._event_rooms(sid)) >= MAX_EVENT_ROOMS:
+        held = self._presence.rooms_of(sid)
+        if room not in held and sum(r.startswith(EVENT_PREFIX) for r in held) >= MAX_EVENT_ROOMS:
             raise ForbiddenError("too_many_rooms", f"A connection may follow at most {MAX_EVENT_ROOMS} events")
         event = await self._event_lookups.get(access_key(principal, slug), lambda: self._visible_event(principal, slug))
         if not self._sio.manager.is_connected(sid, "/"):
@@ -303,9 +304,6 @@ class ClientEvents:
 
     async def _visible_event(self, principal: Principal | None, slug: str) -> EventRef:
         return await access.event_visible_to(self._runtime, principal, slug)
-
-    def _event_rooms(self, sid: str) -> list[str]:
-        return [room for room in self._sio.rooms(sid) if room.startswith(EVENT_PREFIX)]
 
     async def _leave_event(self, sid: str, data: Any) -> Answer:
         room = event_channel(_slug(data))
