@@ -44,6 +44,44 @@ class BroadcastingManager(socketio.AsyncManager):  # type: ignore[misc]
 
     server: Any
     rooms: dict[str, Any]
+    callbacks: dict[str, Any]
+    pending_connect: dict[str, list[str]]
+    pending_disconnect: dict[str, list[str]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Each socket's rooms, kept beside the library's room -> members map: its own ``get_rooms`` and
+        # ``basic_disconnect`` go through every room of the namespace (each socket has one of its own), so 5,000
+        # sockets leaving at the end of an event cost 25 million steps, seconds with the loop blocked.
+        self._rooms_of: dict[tuple[str, str], dict[Any, None]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), {})[room] = None
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        held = self._rooms_of.get((namespace, sid))
+        if held is not None:
+            held.pop(room, None)
+            if not held:
+                del self._rooms_of[(namespace, sid)]
+
+    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
+        return [room for room in self._rooms_of.get((namespace, sid), {}) if room is not None]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """The library's own, except that the socket's rooms come from the index instead of a scan."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.get((namespace, sid), {})):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            if sid in pending.get(namespace, ()):
+                pending[namespace].remove(sid)
+                if not pending[namespace]:
+                    del pending[namespace]
 
     async def emit(
         self,
