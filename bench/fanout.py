@@ -165,3 +165,31 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
         "peer_server": "bench/js/peer_server.js (official Node socket.io, no database)",
         "runs": runs,
     }
+
+
+def main() -> None:
+    """``python -m bench.fanout --clients N [--likes L] [--side ours|peer|both]``: one size, printed, not saved
+    (for trying a change; ``make bench`` is what writes results)."""
+    import argparse
+
+    from tests.support.database import fresh_database
+
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=main.__doc__)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--likes", type=int, default=10)
+    parser.add_argument("--deadline", type=float, default=240)
+    parser.add_argument("--side", choices=["ours", "peer", "both"], default="both")
+    args = parser.parse_args()
+    _allow_many_sockets()
+    node = _node()
+    size = Size(clients=args.clients, likes=args.likes, deadline_s=args.deadline)
+    shown = ("joined", "joinFailures", "join", "midJoinLike", "deliveriesMissing", "fanout", "wallMs", "timedOut")
+    with fresh_database() as database_url:
+        for side in ("ours", "peer") if args.side == "both" else (args.side,):
+            result = _ours(node, size, database_url) if side == "ours" else _peer(node, size)
+            brief = {key: result.get(key) for key in shown}
+            print(side, f"load {load_average()}", json.dumps(brief), result.get("server_error_lines"), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -203,5 +203,7 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
                 await standin_task
 
     dev.api.router.lifespan_context = lifespan
-    config = uvicorn.Config(dev.served, log_level="warning", ws="websockets-sansio")
+    # Socket.IO broadcasts are sent uncompressed, as the Node socket.io server does by default: permessage-deflate
+    # compresses the same message once per recipient (see core/socketio_server/standalone.py).
+    config = uvicorn.Config(dev.served, log_level="warning", ws="websockets-sansio", ws_per_message_deflate=False)
     uvicorn.Server(config).run(sockets=[api_socket])

@@ -284,3 +284,29 @@ async def test_a_comment_retried_over_the_socket_with_its_mutation_id_is_posted_
 
     assert retried == first and first["content"] == "Hi!"
     assert len(watcher.named("comment:added")) == 1
+
+
+async def test_a_sockets_rooms_are_known_without_scanning_and_all_left_when_it_goes(live: LiveServer) -> None:
+    """The manager keeps each socket's rooms beside python-socketio's room map; both must always agree."""
+    slugs = [unique("rooms"), unique("rooms")]
+    for slug in slugs:
+        await live.api.event(slug)
+    manager = live.node.sio.manager
+
+    def scanned(sid: str) -> set[str]:  # what python-socketio's own get_rooms would find
+        return {room for room, members in manager.rooms.get("/", {}).items() if room is not None and sid in members}
+
+    async with clients(2) as (staying, going):
+        for client in (staying, going):
+            await client.connect(live.url)
+            for slug in slugs:
+                await client.call("join:event", slug)
+        await going.call("leave:event", slugs[0])
+        sids = {name: client.sio.get_sid("/") for name, client in (("staying", staying), ("going", going))}
+        for sid in sids.values():
+            assert set(manager.get_rooms(sid, "/")) == scanned(sid)
+        assert scanned(sids["going"]) == {sids["going"], f"event:{slugs[1]}"}
+        await going.close()
+        await asyncio.sleep(QUIET_SECONDS)
+        assert manager.get_rooms(sids["going"], "/") == [] and scanned(sids["going"]) == set()
+        assert set(manager.get_rooms(sids["staying"], "/")) == {sids["staying"], *(f"event:{s}" for s in slugs)}

@@ -127,3 +127,30 @@ async def test_a_like_asked_for_on_one_node_reaches_the_room_on_the_other(
         mine = await asker.wait_for("photo:liked")
     assert answer == {"photoId": photo_id, "likeCount": 1, "liked": True, "changed": True}
     assert liked == mine and liked["likeCount"] == 1
+
+
+async def test_the_viewer_count_of_an_event_is_the_whole_clusters(
+    nodes: list[str], publisher: Api, cluster_settings: Settings
+) -> None:
+    slug = f"viewers-{uuid.uuid4().hex[:8]}"
+    await publisher.event(slug)
+    async with clients(3) as (first, second, third):
+        await first.connect(nodes[0])
+        await second.connect(nodes[1])
+        await third.connect(nodes[1])
+        await first.call("join:event", slug)
+        await first.wait_for("presence:count", lambda data: data["count"] == 1)
+        for client in (second, third):
+            await client.call("join:event", slug)
+        # Each node counts its own sockets; both tell their clients the sum.
+        for client in (first, second, third):
+            assert await client.wait_for("presence:count", lambda data: data["count"] == 3)
+        joined_late = await first.call("join:event", slug)
+        assert joined_late["count"] == 3  # a join's ack already counts the other node's viewers
+
+        first.events.clear()
+        await third.call("leave:event", slug)
+        await second.close()
+        assert await first.wait_for("presence:count", lambda data: data["count"] == 1)
+        await asyncio.sleep(QUIET_SECONDS)
+        assert first.named("presence:count")[-1] == {"eventSlug": slug, "count": 1}

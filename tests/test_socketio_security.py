@@ -18,7 +18,7 @@ import websockets
 
 from core.auth import Role
 from core.settings import Settings
-from core.socketio_server.joins import MAX_EVENT_ROOMS, REFUSALS_BEFORE_DISCONNECT
+from core.socketio_server.joins import LOOKUP_TTL_SECONDS, MAX_EVENT_ROOMS, REFUSALS_BEFORE_DISCONNECT
 from tests.support.api import bearer
 from tests.support.environment import redis_url
 from tests.support.sockets import (
@@ -329,6 +329,36 @@ async def test_concurrent_joins_of_one_event_share_one_lookup(live: LiveServer) 
             answers = await asyncio.gather(*(client.call("join:event", slug) for client in crowd))
     assert {a["room"] for a in answers} == {f"event:{slug}"}
     assert len(lookups) == 1, lookups
+
+
+@pytest.mark.parametrize("change", ["protected", "deleted"])
+async def test_an_event_protected_or_deleted_stops_being_joinable_within_the_lookups_lifetime(
+    live: LiveServer, change: str
+) -> None:
+    """A join's access answer is kept for LOOKUP_TTL_SECONDS: after that, no join may rest on the old answer."""
+    slug = unique(change)
+    await live.api.event(slug)
+    statement = (
+        "UPDATE events SET access_code_hash = 'x' WHERE slug = :slug"
+        if change == "protected"
+        else "DELETE FROM events WHERE slug = :slug"
+    )
+    async with clients(1) as (early,):
+        await early.connect(live.url)
+        assert (await early.call("join:event", slug))["room"] == f"event:{slug}"  # the answer is now kept
+        async with live.node.runtime.engine.begin() as conn:
+            await conn.execute(sqlalchemy.text(statement), {"slug": slug})
+        changed = time.monotonic()
+        while True:
+            async with clients(1) as (late,):
+                await late.connect(live.url)
+                answer = await late.call("join:event", slug)
+            if "error" in answer:
+                break
+            assert time.monotonic() - changed < LOOKUP_TTL_SECONDS + 1, "joined on an answer older than its lifetime"
+            await asyncio.sleep(0.2)
+    assert answer["error"]["code"] == "event_not_found"
+    assert time.monotonic() - changed < LOOKUP_TTL_SECONDS + 1
 
 
 async def test_a_socket_holds_a_bounded_number_of_event_rooms(live: LiveServer) -> None:

@@ -37,6 +37,10 @@ def run_socketio(*, settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         ws="websockets-sansio",
+        # permessage-deflate (which socket.io-client offers and uvicorn accepts by default) compresses every
+        # broadcast once per recipient: CPU that grows with the room, for small JSON events. The Node socket.io
+        # server has it off by default too. Long-polling bodies are still compressed (http_compression).
+        ws_per_message_deflate=False,
         log_level="warning",
         proxy_headers=True,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
