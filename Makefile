@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The project runs on Python 3.12, the version Lambda (python3.12) and Vercel deploy: python3.12 on PATH, else
 # pyenv's newest 3.12.x (pyenv's shims answer for versions that are not selected, so each candidate must run).
-PYTHON ?= $(shell for candidate in python3.12 $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.12.*/bin/python \
+PYTHON ?= $(shell for candidate in python3.12 $$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.12.*/bin/python \
 	2>/dev/null | sort -V -r); do "$$candidate" -c pass 2>/dev/null && { echo "$$candidate"; break; }; done)
 
 .PHONY: dev test lint bench install docs deploy-check
