@@ -485,7 +485,7 @@ def emulated(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    with httpx.Client() as client:
+    with httpx.Client(trust_env=False) as client:  # loopback only, never through a proxy
         function = Emulated(name, process, port, log, client)
         try:
             _wait_for_port(port, function)
