@@ -2,11 +2,17 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The project runs on Python 3.12, the version Lambda (python3.12) and Vercel deploy: python3.12 on PATH, else
+# pyenv's newest 3.12.x (pyenv's shims answer for versions that are not selected, so each candidate must run).
+PYTHON ?= $(shell for candidate in python3.12 $$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.12.*/bin/python \
+	2>/dev/null | sort -V -r); do "$$candidate" -c pass 2>/dev/null && { echo "$$candidate"; break; }; done)
 
-.PHONY: dev test lint bench install docs
+.PHONY: dev test lint bench install docs deploy-check
 
 $(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+	@[ -n "$(PYTHON)" ] || { echo "Python 3.12 is needed: put python3.12 on PATH (or install it with pyenv)" >&2; exit 1; }
+	@# A venv of another Python (made before the move to 3.12) is made again, not mixed.
+	$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || $(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
@@ -33,3 +39,8 @@ bench: $(STAMP)
 # docs/api.md from the app's OpenAPI schema (tests/test_docs.py fails when it is stale).
 docs: $(STAMP)
 	$(BIN)/python -m core.api.reference
+
+# The deploy artifacts run as deployed: the Lambda zip under AWS's runtime emulator, serverless.yml packaged and
+# linted offline, `vercel build`'s function served, INIT timed against a bare FastAPI + Mangum zip (tests/deploy/).
+deploy-check: $(STAMP)
+	$(BIN)/python -m tests.deploy.check

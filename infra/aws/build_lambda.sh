@@ -7,7 +7,9 @@
 #
 # Settings: LAMBDA_ARCH (arm64 | x86_64), LAMBDA_PYTHON (3.12), LAMBDA_EXTRAS (socketio: the Socket.IO publisher's
 # SDKs; Ably and Pusher are plain dependencies), VENV (.venv: the venv the tests ran in, whose versions the zip pins),
-# LAMBDA_NO_DEPS=1 (our own modules only, in seconds: to look at what the zip ships of the source).
+# LAMBDA_NO_DEPS=1 (our own modules only, in seconds: to look at what the zip ships of the source),
+# LAMBDA_OUT (build: the directory emptied and written, lambda.zip in it), LAMBDA_COMPILE=0 (ship the .pyc pip
+# writes instead of compiling ahead: the build before the bytecode fix, which the deploy check times for contrast).
 #
 # Why each step:
 # - build/ is emptied first: setuptools reuses build/lib, so a module deleted from the source stayed in the zip.
@@ -31,10 +33,7 @@ esac
 
 # The target Python itself compiles the bytecode (a .pyc is specific to its minor version).
 # pyenv's shims exist for versions that are not selected, so the interpreter is asked to run before it is chosen.
-python_bin=""
-if command -v pyenv >/dev/null 2>&1; then
-  python_bin="$(ls -d "$(pyenv root)/versions/$python_version".*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)"
-fi
+python_bin="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$python_version".*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)"
 if [ -z "$python_bin" ] && "python$python_version" -c pass 2>/dev/null; then
   python_bin="python$python_version"
 fi
@@ -47,19 +46,25 @@ if [ ! -x "$venv/bin/python" ]; then
   exit 2
 fi
 
-rm -rf build
-out=build/lambda
+build="${LAMBDA_OUT:-build}"
+compile="${LAMBDA_COMPILE:-1}"
+# setuptools' own build/lib (a stale module's hiding place) is in the source tree, whatever LAMBDA_OUT says.
+rm -rf "$build" build/lib build/bdist.*
+out="$build/lambda"
 mkdir -p "$out"
-"$venv/bin/python" -m pip freeze --exclude-editable --all | grep -v '^hafi-realtime' >build/constraints.txt
+"$venv/bin/python" -m pip freeze --exclude-editable --all | grep -v '^hafi-realtime' >"$build/constraints.txt"
 
-deps=()
-if [ "${LAMBDA_NO_DEPS:-0}" = 1 ]; then deps=(--no-deps); fi
-"$python_bin" -m pip install --quiet --disable-pip-version-check --no-compile --target "$out" "${deps[@]}" \
-  --platform "manylinux_2_28_$machine" --platform "manylinux2014_$machine" --implementation cp \
-  --python-version "$python_version" --only-binary=:all: --constraint build/constraints.txt ".[${extras}]"
+options=()
+if [ "${LAMBDA_NO_DEPS:-0}" = 1 ]; then options+=(--no-deps); fi
+if [ "$compile" = 1 ]; then options+=(--no-compile); fi
+"$python_bin" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$out" \
+  "${options[@]}" --platform "manylinux_2_28_$machine" --platform "manylinux2014_$machine" --implementation cp \
+  --python-version "$python_version" --only-binary=:all: --constraint "$build/constraints.txt" ".[${extras}]"
 
 # Only what a function runs: the CLI's migrations and scripts are not (the package finder ships infra/).
 rm -rf "$out"/bin "$out"/infra "$out"/pgserver* "$out"/tests "$out"/web "$out"/bench "$out"/docs "$out"/standins
-"$python_bin" -m compileall -q -f -j 0 --invalidation-mode unchecked-hash "$out"
+if [ "$compile" = 1 ]; then
+  "$python_bin" -m compileall -q -f -j 0 --invalidation-mode unchecked-hash "$out"
+fi
 (cd "$out" && zip -q -r -X ../lambda.zip .)
-echo "build/lambda.zip ($arch, Python $python_version): $(du -h build/lambda.zip | cut -f1)"
+echo "$build/lambda.zip ($arch, Python $python_version): $(du -h "$build/lambda.zip" | cut -f1)"
