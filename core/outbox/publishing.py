@@ -219,6 +219,30 @@ def _backoff_seconds(attempts: int) -> int:
     return int(min(2 ** max(attempts - 1, 0), _MAX_BACKOFF_SECONDS))
 
 
+def _messages_allowed(now: float, last_send: float | None, settings: Settings) -> int:
+    """How many messages each channel may get in this provider call: one, or, when the previous call of this
+    publisher was longer ago than one interval of the ceiling (a busy process, a slow provider), as many intervals
+    as have passed, so a channel's throughput does not fall to one group per round trip. Never more than a quarter
+    of a second's worth at once, so no second holds more than 1.25 times the ceiling."""
+    if last_send is None:
+        return 1
+    per_second = settings.channel_publish_ceiling_per_second
+    return max(1, min(int((now - last_send) * per_second), max(1, per_second // 4)))
+
+
+def _next_groups(rows: Sequence[OutboxMessage], count: int) -> list[list[OutboxMessage]]:
+    """Up to ``count`` groups (``next_group``) from the front of one channel's pending rows, contiguous in seq."""
+    run: list[list[OutboxMessage]] = []
+    remaining = list(rows)
+    while remaining and len(run) < count:
+        group = next_group(remaining)
+        if run and group[0].seq != run[-1][-1].seq + 1:
+            break
+        run.append(group)
+        remaining = remaining[len(group) :]
+    return run
+
+
 def new_publisher() -> str:
     """A publisher's token in the channels' leases: one per request or relay run."""
     return secrets.token_hex(12)
@@ -326,16 +350,19 @@ async def publish_turns(
     deadline = loop.time() + hand_off_after if hand_off_after is not None else None
     retakes = HAND_OFF_RETAKES if hand_off_after is not None else 0
     current = {turn.channel: turn for turn in turns}
+    last_send: float | None = None
     while current:
         ready = [turn for turn in current.values() if turn.rows]
         wait = max((turn.wait_seconds for turn in ready), default=0.0)
         if wait > 0:
             await asyncio.sleep(wait)
-        groups = {turn.channel: next_group(turn.rows) for turn in ready}
+        allowed = _messages_allowed(loop.time(), last_send, settings)
+        groups = {turn.channel: _next_groups(turn.rows, allowed) for turn in ready}
         published: list[int] = []
         started = time.perf_counter()
         if groups:
-            ids = [row.id for group in groups.values() for row in group]
+            last_send = loop.time()
+            ids = [row.id for run in groups.values() for group in run for row in group]
             if not cleared:
                 cleared = True
                 known = [row.id for turn in ready for row in turn.rows]
@@ -352,8 +379,8 @@ async def publish_turns(
         out_of_time = (deadline is not None and loop.time() >= deadline) or (
             max_calls is not None and outcome.calls >= max_calls
         )
-        for channel, group in groups.items():
-            current[channel].through = max(current[channel].through, group[-1].seq)
+        for channel, run in groups.items():
+            current[channel].through = max(current[channel].through, run[-1][-1].seq)
         result = await conn.execute(
             _CONTINUE,
             {
@@ -399,15 +426,17 @@ async def _send(
     provider: RealtimeProvider,
     publisher: str,
     holding: list[str],
-    groups: dict[str, list[OutboxMessage]],
+    runs: dict[str, list[list[OutboxMessage]]],
     settings: Settings,
     outcome: PublishOutcome,
 ) -> bool:
-    """One provider call with one message per group. On a failure records it, releases the leases held and
-    returns False; the bookkeeping of a success is the caller's (it rides the next ``_CONTINUE``)."""
-    rows = [row for group in groups.values() for row in group]
-    messages = [group_message(group) for group in groups.values()]
-    by_message = {message.id: group for message, group in zip(messages, groups.values(), strict=True)}
+    """One provider call with one message per group (each channel's in seq order). On a failure records it,
+    releases the leases held and returns False; the bookkeeping of a success is the caller's (it rides the next
+    ``_CONTINUE``)."""
+    groups = [group for run in runs.values() for group in run]
+    rows = [row for group in groups for row in group]
+    messages = [group_message(group) for group in groups]
+    by_message = {message.id: group for message, group in zip(messages, groups, strict=True)}
     started = time.perf_counter()
     outcome.calls += 1
     try:
