@@ -42,6 +42,7 @@ class WatchingProvider(MemoryProvider):
         self.in_flight: Counter[str] = Counter()
         self.most_in_flight = 0
         self.starts: defaultdict[str, list[float]] = defaultdict(list)
+        self.messages_per_call: defaultdict[str, list[int]] = defaultdict(list)
         self.release: asyncio.Event | None = None  # when set, every publish waits for it
         self.publishing = asyncio.Event()
 
@@ -51,6 +52,7 @@ class WatchingProvider(MemoryProvider):
             self.in_flight[channel] += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight[channel])
             self.starts[channel].append(time.monotonic())
+            self.messages_per_call[channel].append(sum(1 for event in events if event.channel == channel))
         self.publishing.set()
         try:
             if self.release is not None:
@@ -219,6 +221,41 @@ async def test_the_relay_respects_a_held_lease_and_takes_over_an_expired_one_wit
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.09
     assert _most_in_any_second(starts) <= 10
     assert all(row.published_at is not None for row in rows)
+
+
+async def test_a_slow_provider_gets_several_groups_per_call_and_the_ceiling_still_holds(database_url: str) -> None:
+    # Each call takes 0.3 s, six intervals of a 20-per-second ceiling: one group per call would cap the channel at
+    # about three messages a second; the intervals that passed allow more, a quarter second's worth at most.
+    provider = WatchingProvider(pause=0.3)
+    settings = _settings(database_url, channel_publish_ceiling_per_second=20)
+    async with api_with(settings, provider=provider) as api:
+        photos = await api.event("wedding", photos=1)
+        guest = await api.guest()
+        await api.client.post(f"/api/photos/{photos[0]}/like", headers=bearer(guest))  # the channel's row
+        await _set_lease(api, "a-live-holder", seconds=30)
+        for _ in range(60):  # long comments: a group holds a few of them
+            response = await api.client.post(
+                f"/api/photos/{photos[0]}/comments",
+                json={"authorName": "Ann", "content": "ü" * 450},
+                headers=bearer(guest),
+            )
+            assert response.status_code == 201, response.text
+        await _set_lease(api, "a-live-holder", seconds=-1)
+        before, calls_before = len(provider.published), len(provider.starts[CHANNEL])
+        outcome = await relay.relay(api.runtime.engine, provider, settings)
+        rows = await _outbox(api)
+
+    sent = [message for message in provider.published[before:] if message.channel == CHANNEL]
+    starts = provider.starts[CHANNEL][calls_before:]
+    per_call = provider.messages_per_call[CHANNEL][calls_before:]
+    assert outcome.published >= 60
+    assert [event.data["seq"] for event in unpacked(sent)] == [row.seq for row in rows if row.channel == CHANNEL][1:]
+    assert all(row.published_at is not None for row in rows)
+    assert len(per_call) < len(sent) and max(per_call) > 1  # calls carried several groups
+    assert max(per_call) <= 20 // 4
+    # Messages (not calls) in any second: at most the ceiling and the one burst a quarter second's worth allows.
+    most = max(sum(n for t, n in zip(starts, per_call, strict=True) if start <= t < start + 1) for start in starts)
+    assert most <= 20 + 20 // 4
 
 
 async def test_a_writer_that_commits_while_the_holder_releases_is_published_by_the_holder(
