@@ -313,16 +313,16 @@ def check_serverless(report: Report) -> None:
     resources = json.loads(template_path.read_text())["Resources"]
     functions = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
     handlers = {props["Handler"] for props in functions.values()}
-    if handlers != {"functions/api.handler", "functions/outbox_relay.handler"}:
+    if handlers != {"functions/api.handler", "functions/likes.handler", "functions/outbox_relay.handler"}:
         raise CheckFailed(f"the template's functions are {sorted(handlers)}")
     for props in functions.values():
         if props["Runtime"] != "python3.12" or props.get("Architectures") != ["arm64"]:
             raise CheckFailed(f"{props['Handler']} runs {props['Runtime']} on {props.get('Architectures')}")
         if "ReservedConcurrentExecutions" in props:
             raise CheckFailed(f"{props['Handler']} reserves concurrency (new accounts cannot)")
-    snapstart = [p["Handler"] for p in functions.values() if p.get("SnapStart", {}).get("ApplyOn")]
-    if snapstart != ["functions/api.handler"]:
-        raise CheckFailed(f"SnapStart is on for {snapstart}, expected the HTTP function")
+    snapstart = {p["Handler"] for p in functions.values() if p.get("SnapStart", {}).get("ApplyOn")}
+    if snapstart != {"functions/api.handler", "functions/likes.handler"}:
+        raise CheckFailed(f"SnapStart is on for {sorted(snapstart)}, expected the HTTP functions")
 
 
 # The database and the provider stand-in
@@ -536,7 +536,14 @@ def backend_pids(database_url: str) -> set[int]:
 
 
 def published(ably: FakeAbly, name: str) -> list[str]:
-    return [message.id for message in ably.delivered if message.name == name]
+    """The ids of the events named ``name`` the stand-in received, alone or inside a group (docs/realtime.md)."""
+    events = []
+    for message in ably.delivered:
+        if message.name == "group":
+            events += [(event["name"], event["data"]["id"]) for event in message.data["events"]]
+        else:
+            events.append((message.name, message.id))
+    return [event_id for event_name, event_id in events if event_name == name]
 
 
 def http_flow(function: Emulated, version: str, ably: FakeAbly, database_url: str, pids: list[set[int]]) -> None:
@@ -569,11 +576,40 @@ def http_flow(function: Emulated, version: str, ably: FakeAbly, database_url: st
         raise CheckFailed(f"the stand-in did not receive the comment: {ably.delivered}")
 
 
+def like_flow(api: Emulated, likes: Emulated, ably: FakeAbly) -> None:
+    """The like function, with a guest token and a photo from the API function: a like and an unlike over both
+    event versions, each published; a route it does not serve is 404."""
+    token = expect(api.invoke(http_event("2.0", "POST", "/api/auth/guest")), 200, "guest token")["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    page = expect(api.invoke(http_event("2.0", "GET", f"/api/events/{DEMO_SLUG}", headers=headers)), 200, "event")
+    photo_id = page["photos"][-1]["id"]
+    for version in ("2.0", "1.0"):
+        before = len(published(ably, "photo:liked")) + len(published(ably, "photo:unliked"))
+        liked = expect(
+            likes.invoke(http_event(version, "POST", f"/api/photos/{photo_id}/like", headers=headers)),
+            200,
+            f"POST like on the like function (API Gateway {version})",
+        )
+        unliked = expect(
+            likes.invoke(http_event(version, "DELETE", f"/api/photos/{photo_id}/like", headers=headers)),
+            200,
+            f"DELETE like on the like function (API Gateway {version})",
+        )
+        if not (liked["liked"] and liked["changed"] and not unliked["liked"] and unliked["changed"]):
+            raise CheckFailed(f"the like function answered {liked} then {unliked}")
+        if len(published(ably, "photo:liked")) + len(published(ably, "photo:unliked")) != before + 2:
+            raise CheckFailed(f"the stand-in did not receive the like function's two messages: {ably.delivered}")
+    expect(likes.invoke(http_event("2.0", "GET", "/api/health")), 404, "a route the like function does not serve")
+
+
 def check_lambda(report: Report, task: Path, settings: dict[str, str], ably: FakeAbly, database_url: str) -> None:
     pids: list[set[int]] = []
     with emulated("api", task, "functions.api.handler", settings) as api:
         http_flow(api, "2.0", ably, database_url, pids)
         http_flow(api, "1.0", ably, database_url, pids)
+        with emulated("likes", task, "functions.likes.handler", settings) as likes:
+            like_flow(api, likes, ably)
+            report.init_ms.setdefault("likes", []).append(likes.init_ms())
         # A like whose publish fails is kept for the relay: the stand-in answers 503 this once.
         token = expect(api.invoke(http_event("2.0", "POST", "/api/auth/guest")), 200, "guest token")["token"]
         photo = expect(api.invoke(http_event("2.0", "GET", f"/api/events/{DEMO_SLUG}")), 200, "event")["photos"][1]
@@ -702,6 +738,7 @@ def _median(values: list[float]) -> float:
 def print_table(report: Report) -> None:
     rows = [
         ("api (functions/api.handler)", "api", "api_uncompiled"),
+        ("likes (functions/likes.handler)", "likes", None),
         ("relay (functions/outbox_relay.handler)", "relay", "relay_uncompiled"),
         ("bare FastAPI + Mangum", "bare", None),
         ("vercel (api/index.py)", "vercel", None),
@@ -770,6 +807,7 @@ def main(argv: list[str] | None = None) -> None:
                     conn.execute("CREATE TABLE IF NOT EXISTS bench_bare_likes (id bigserial, photo_id bigint)")
                 variants = {
                     "api": (ours, "functions.api.handler"),
+                    "likes": (ours, "functions.likes.handler"),
                     "relay": (ours, "functions.outbox_relay.handler"),
                     "bare": (bare, "bare_lambda.handler"),
                 }
