@@ -98,6 +98,9 @@ class Storm:
     def summary(self) -> dict[str, Any]:
         latencies = sorted(self.latencies_ms)
         sent = [like["sentAt"] for like in self.likes]
+        # How long the app took to answer each like: where a storm's latency is spent serving the likes themselves
+        # (requests queued on a saturated server) rather than publishing them.
+        answers = sorted(like["answeredAt"] - like["sentAt"] for like in self.likes)
         return {
             "provider": self.provider,
             "likes": len(self.likes),
@@ -115,6 +118,7 @@ class Storm:
             "maxPublishesPerSecond": max_per_second(self.published_at),
             "meanPublishesPerSecond": mean_per_second(self.published_at),
             "overAblyChannelRate": over_rate(self.published_at, ABLY_CHANNEL_RATE),
+            "likeAnswerMs": {"p50": percentile(answers, 50), "p99": percentile(answers, 99)},
             "refused": self.refused,
             "dropped": self.dropped,
             "continuityLosses": self.continuity_losses,
