@@ -5,7 +5,8 @@ and the mean messages published per second on the channel, how many the provider
 Ably's 50-per-second channel limit would have refused (the Pusher stand-in refuses none, Pusher has no such limit),
 the messages dropped at a connection's rate with their continuity losses, the likes answered 200, and like → every
 subscriber p50 / p99 / max. The two runs are each other's peers: the same storm, the same machine, one after the
-other. Needs ``tests/js/node_modules`` (``npm ci --prefix tests/js``)."""
+other. The app runs as deployed (tests/support/storm.py): API worker processes, the relay in its own, the stand-in
+here. Needs ``tests/js/node_modules`` (``npm ci --prefix tests/js``)."""
 
 from __future__ import annotations
 

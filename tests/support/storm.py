@@ -1,41 +1,47 @@
-"""A like storm on one event, as tests/test_storm.py asserts it and bench/storm.py measures it: the app as
-``hafi-realtime dev`` serves it (with its relay) over real Postgres, the provider's stand-in (or our Socket.IO
-node), and ``tests/js/storm.js``: one Node process that makes the guests, subscribes the watchers with the browser
-client over the official SDKs, sends the likes and reports what every watcher applied and when."""
+"""A like storm on one event, as tests/test_storm.py asserts it and bench/storm.py measures it: the app as it is
+deployed (API workers, the relay, our Socket.IO node: processes of their own) over real Postgres, the provider's
+stand-in (Ably, Pusher), and ``tests/js/storm.js``: one Node process that makes the guests, subscribes the watchers
+with the browser client over the official SDKs, sends the likes and reports what every watcher applied and when."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from core.devserver import STANDIN_PROVIDERS, build_dev_app, make_standin
-from core.outbox.relay import relay_forever
+from core.devserver import STANDIN_PROVIDERS, make_standin
 from core.realtime.pusher import wire_channel
+from core.runtime import build_runtime
+from core.settings import Settings
 from standins.ably_service import FakeAbly
 from standins.pusher_service import FakePusher
 from tests.support.api import Api
-from tests.support.environment import make_settings
+from tests.support.environment import TEST_JWT_SECRET, make_settings, redis_url
 from tests.support.loopback import serving
 from tests.support.outbox import outbox_rows
 
-JS_DIR = Path(__file__).parent.parent / "js"
+ROOT = Path(__file__).parent.parent.parent
+JS_DIR = ROOT / "tests" / "js"
 SCRIPT = JS_DIR / "storm.js"
 ABLY_CHANNEL_RATE = 50  # messages per second per channel (what the Ably stand-in enforces)
 SLUG = "storm"
-# Every limit of ours far above the storm: the storm is about the provider's limits, not our own. One process plays
-# the many function instances a storm would start, each with its own connection: hence a pool of several.
+# Every limit of ours far above the storm: the storm is about the provider's limits, not our own. A worker plays the
+# many function instances a storm would start, each with its own connection: hence a pool of several each.
 # One line per request, thousands of them, would only slow the storm down and bury the report.
 STORM_SETTINGS: dict[str, Any] = {
     "log_level": "WARNING",
@@ -43,12 +49,15 @@ STORM_SETTINGS: dict[str, Any] = {
     # address for a thousand guests would make its limit's row the one every like waits on).
     "client_address_source": "x-real-ip",
     "publish_timeout_seconds": 3.0,  # the default (the test settings' 0.5 s is for outage tests)
-    "db_pool_size": 20,
+    "db_pool_size": 10,
     "rate_limit_per_minute": 1_000_000,
     "address_actions_per_minute": 1_000_000,
     "guest_sessions_per_address_per_hour": 1_000_000,
     "credential_checks_per_address_per_minute": 1_000_000,
 }
+# Processes serving the API, as instances of a function would (each on its own event loop, its own pool).
+API_WORKERS = 2
+CLI = [sys.executable, "-c", "from core.cli import main; main()"]
 NODE_PACKAGES = ("ably", "pusher-js", "socket.io-client")
 
 
@@ -89,6 +98,9 @@ class Storm:
     def summary(self) -> dict[str, Any]:
         latencies = sorted(self.latencies_ms)
         sent = [like["sentAt"] for like in self.likes]
+        # How long the app took to answer each like: where a storm's latency is spent serving the likes themselves
+        # (requests queued on a saturated server) rather than publishing them.
+        answers = sorted(like["answeredAt"] - like["sentAt"] for like in self.likes)
         return {
             "provider": self.provider,
             "likes": len(self.likes),
@@ -106,6 +118,7 @@ class Storm:
             "maxPublishesPerSecond": max_per_second(self.published_at),
             "meanPublishesPerSecond": mean_per_second(self.published_at),
             "overAblyChannelRate": over_rate(self.published_at, ABLY_CHANNEL_RATE),
+            "likeAnswerMs": {"p50": percentile(answers, 50), "p99": percentile(answers, 99)},
             "refused": self.refused,
             "dropped": self.dropped,
             "continuityLosses": self.continuity_losses,
@@ -155,13 +168,76 @@ def over_rate(times: Sequence[float], rate: int) -> int:
     return refused
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _environment(settings: dict[str, Any]) -> dict[str, str]:
+    """This machine's environment without any setting of the developer's, plus ``settings`` as a deploy sets them."""
+    kept = {name: value for name, value in os.environ.items() if name.lower() not in Settings.model_fields}
+    as_text = {
+        name.upper(): str(value).lower() if isinstance(value, bool) else str(value) for name, value in settings.items()
+    }
+    return kept | as_text
+
+
+@dataclass
+class _Process:
+    """A process of the deployment (the API's workers, the relay, the Socket.IO node), its output in a file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    output: Path
+
+    def tail(self) -> str:
+        return self.output.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _start(stack: ExitStack, name: str, command: list[str], env: dict[str, str], logs: Path) -> _Process:
+    output = logs / f"{name}.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    started = _Process(name, process, output)
+    stack.callback(started.stop)
+    return started
+
+
+async def _until_answering(url: str, process: _Process, *, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if process.process.poll() is not None:
+                raise RuntimeError(f"{process.name} exited {process.process.returncode}: {process.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code < 500:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{process.name} did not answer {url} within {seconds} s: {process.tail()}")
+            await asyncio.sleep(0.1)
+
+
 @contextlib.asynccontextmanager
 async def storm_site(database_url: str, provider: str) -> AsyncIterator[tuple[Api, str, FakeAbly | FakePusher | None]]:
-    """The app on loopback with its relay, over the provider (its stand-in for Ably and Pusher)."""
+    """The app as it is deployed, over the provider: the API served by several worker processes (each like a
+    function instance of its own, as on Lambda or Vercel), the relay in a process of its own, and for Socket.IO our
+    node in another, reached through Redis (docs/socketio.md). The Ably or Pusher stand-in runs here, so that its
+    counts are read directly. A single process serving a thousand likes in five seconds, its relay and the
+    provider on one event loop would measure that one loop's queue, not the storm's."""
     async with AsyncExitStack() as stack:
-        # The app sets its log level when it is built: put back what was there before.
-        logger = logging.getLogger("hafi")
-        stack.callback(logger.setLevel, logger.level)
         service: FakeAbly | FakePusher | None = None
         overrides: dict[str, Any] = {"realtime_provider": provider}
         if provider in STANDIN_PROVIDERS:
@@ -169,19 +245,68 @@ async def storm_site(database_url: str, provider: str) -> AsyncIterator[tuple[Ap
             served = await stack.enter_async_context(serving(standin.app, websockets=True))
             overrides = standin.settings(host="127.0.0.1", port=served.port)
             service = standin.service
-        dev = build_dev_app(make_settings(database_url, **overrides, **STORM_SETTINGS))
-        stack.push_async_callback(dev.aclose)
-        server = await stack.enter_async_context(serving(dev.served, websockets=True))
-        stop = asyncio.Event()
-        relay = asyncio.create_task(relay_forever(dev.runtime, interval_seconds=1.0, stop=stop))
-
-        async def stop_relay() -> None:
-            stop.set()
-            await relay
-
-        stack.push_async_callback(stop_relay)
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30))
-        yield Api(http, dev.runtime), server.url, service
+        api_port = _free_port()
+        api_url = f"http://127.0.0.1:{api_port}"
+        settings: dict[str, Any] = {
+            "app_env": "production",
+            "database_url": database_url,
+            "jwt_secret": TEST_JWT_SECRET,
+            **overrides,
+            **STORM_SETTINGS,
+        }
+        node_port = None
+        if provider == "socketio":
+            redis = redis_url()
+            assert redis is not None, "the Socket.IO storm needs Redis (TEST_REDIS_URL)"
+            node_port = _free_port()
+            settings |= {
+                "socketio_redis_url": redis,
+                # A channel of this run's own: Redis is shared with whatever else runs on this machine.
+                "socketio_redis_channel": f"storm-{os.getpid()}-{api_port}",
+                "socketio_public_url": f"http://127.0.0.1:{node_port}",
+            }
+        env = _environment(settings)
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="storm-")))
+        processes = stack.enter_context(ExitStack())
+        waits = []
+        api = _start(
+            processes,
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.index:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--workers",
+                str(API_WORKERS),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env,
+            logs,
+        )
+        waits.append(_until_answering(f"{api_url}/api/health", api))
+        if node_port is not None:
+            node = _start(
+                processes,
+                "socketio",
+                [*CLI, "socketio", "--host", "127.0.0.1", "--port", str(node_port)],
+                env,
+                logs,
+            )
+            waits.append(_until_answering(f"http://127.0.0.1:{node_port}/api/socket/?EIO=4&transport=polling", node))
+        _start(processes, "relay", [*CLI, "relay", "--loop", "--interval", "1"], env, logs)
+        await asyncio.gather(*waits)
+        # Here only to make the event (an admin account) and read the outbox: nothing published from this process.
+        runtime = build_runtime(make_settings(database_url, **STORM_SETTINGS))
+        stack.push_async_callback(runtime.aclose)
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=api_url, timeout=30))
+        yield Api(http, runtime), api_url, service
 
 
 async def run_storm(
