@@ -93,6 +93,17 @@ def _storm_rows(storm: dict[str, Any]) -> list[list[str]]:
                 f"p99 < 500 ms; {run['likes']}; {run['watchers']}",
             ],
         ]
+        answered = run.get("likeAnswerMs")
+        if answered:  # where a storm's latency goes: waiting for the answer, or after it
+            rows.append(
+                [
+                    f"{on}: like answered by the API, p50 / p99",
+                    f"{_ms(answered['p50'])} / {_ms(answered['p99'])}",
+                    "",
+                    "",
+                    "",
+                ]
+            )
     return rows
 
 
