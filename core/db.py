@@ -42,8 +42,11 @@ def closed_by_server(dbapi_connection: Any) -> bool:
         socket = dbapi_connection.driver_connection.pgconn.socket
     except OperationalError:  # libpq already knows it is gone
         return True
-    readable, _, _ = select.select([socket], [], [], 0)
-    return bool(readable)
+    # poll, not select: select() cannot watch a descriptor numbered 1,024 or above, which every connection of a
+    # process holding thousands of sockets (a Socket.IO node) is.
+    watcher = select.poll()
+    watcher.register(socket, select.POLLIN)
+    return bool(watcher.poll(0))
 
 
 def _replace_if_closed_by_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:

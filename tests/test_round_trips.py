@@ -6,8 +6,10 @@ server's ReadyForQuery message."""
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -249,3 +251,38 @@ async def test_a_like_whose_connection_is_lost_mid_statement_is_not_retried(sing
         assert await conn.scalar(text("SELECT count(*) FROM likes")) == 0
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
         assert await conn.scalar(text("SELECT like_count FROM photos WHERE id = :id"), {"id": int(photo_id)}) == 0
+
+
+@pytest.fixture
+def descriptors_above_1024() -> Iterator[None]:
+    """A process holding more than 1,024 open files, as a Socket.IO node with thousands of viewers does: every
+    connection opened now gets a descriptor number that ``select()`` cannot watch."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this process may open {hard} files at most")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        yield
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_a_pooled_connection_numbered_above_1024_is_checked_and_used(
+    single_connection_api: Api, descriptors_above_1024: None
+) -> None:
+    api = single_connection_api
+    await api.runtime.engine.dispose()  # the next connection is opened now, above the 1,024 held files
+    photo_a, photo_b = await api.event("wedding")
+    guest = await api.guest()
+
+    first = await api.client.post(f"/api/photos/{photo_a}/like", headers=bearer(guest))
+    pid = await _backend_pid(api.runtime)
+    _terminate(api.runtime.settings.require_database_url(), pid)
+    second = await api.client.post(f"/api/photos/{photo_b}/like", headers=bearer(guest))
+
+    assert first.status_code == 200, first.text
+    assert second.status_code == 200, second.text
+    assert await _backend_pid(api.runtime) != pid
