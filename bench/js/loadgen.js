@@ -86,9 +86,14 @@ function connectOne() {
       resolve();
     };
     socket.on("connect_error", (err) => settle(`connect_error: ${err.message}`));
-    socket.on("photo:liked", (data) => {
+    const arrived = (data) => {
       const at = sentAt[data.photoId];
       if (at !== undefined) (arrivals[data.photoId] ||= []).push(performance.now() - at);
+    };
+    socket.on("photo:liked", arrived);
+    // Our server sends events committed while a publish is in flight as one "group" (docs/realtime.md).
+    socket.on("group", (group) => {
+      for (const event of group.events) if (event.name === "photo:liked") arrived(event.data);
     });
     socket.on("connect", () => {
       const name = socket.io.engine.transport.name;
