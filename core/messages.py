@@ -11,7 +11,7 @@ from typing import Any
 
 from core.models import Comment, OutboxMessage
 from core.realtime.base import RealtimeMessage
-from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, event_channel
+from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, SLUG_MAX_LENGTH, event_channel
 from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encode, encoded_size
 from core.schemas import CommentOut
 
@@ -59,7 +59,7 @@ def like_changed(*, slug: str, photo_id: int, like_count: int, liked: bool, muta
 
 # What only the statement that writes a like learns: the photo's event and its new count (core/services/likes.py).
 LIKE_FILLED_IN_BY_STATEMENT = ("eventSlug", "likeCount")
-_LONGEST_SLUG = "a" * 64
+_LONGEST_SLUG = "a" * SLUG_MAX_LENGTH
 _LARGEST_COUNT = 2**63 - 1
 
 

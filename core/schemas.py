@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from core.realtime.channels import SLUG_PATTERN
+from core.realtime.channels import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 if TYPE_CHECKING:
     from core.models import Comment
@@ -126,7 +126,7 @@ class ErrorResponse(Schema):
 
 
 class GuestAuthIn(Schema):
-    event_slug: str | None = Field(default=None, max_length=64)
+    event_slug: str | None = Field(default=None, max_length=SLUG_MAX_LENGTH)
     access_code: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -250,7 +250,7 @@ class UpdatesOut(Schema):
 
 
 class EventCreateIn(Schema):
-    slug: str = Field(pattern=SLUG_PATTERN, max_length=64)
+    slug: str = Field(pattern=SLUG_PATTERN, max_length=SLUG_MAX_LENGTH)
     title: str = Field(min_length=1, max_length=200)
     # Guessing is limited per address and per event (core.ratelimit); 8 characters keep a code out of reach of
     # those limits (36**8 codes of letters and digits against 200 guesses an hour).
@@ -278,4 +278,4 @@ class PhotosOut(Schema):
 
 
 class RealtimeAuthIn(Schema):
-    event_slug: str | None = Field(default=None, max_length=64)
+    event_slug: str | None = Field(default=None, max_length=SLUG_MAX_LENGTH)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 ADMIN_CHANNEL = "admin"
 EVENT_PREFIX = "event:"
-SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+SLUG_MAX_LENGTH = 64
+SLUG_PATTERN = rf"^[a-z0-9](?:[a-z0-9-]{{0,{SLUG_MAX_LENGTH - 2}}}[a-z0-9])?$"
 _SLUG = re.compile(SLUG_PATTERN)
 
 

@@ -8,14 +8,14 @@ from core.access import event_visible_to
 from core.api.deps import CurrentAdmin, CurrentPrincipal, MaybePrincipal, RuntimeDep
 from core.messages import message_data
 from core.outbox import event_log
-from core.realtime.channels import ADMIN_CHANNEL, SLUG_PATTERN, event_channel
+from core.realtime.channels import ADMIN_CHANNEL, SLUG_MAX_LENGTH, SLUG_PATTERN, event_channel
 from core.schemas import EventOut, PhotoOut, UpdateOut, UpdatesOut
 from core.services import galleries
 from core.unit_of_work import read_only
 
 router = APIRouter(prefix="/api", tags=["events"])
 
-Slug = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
+Slug = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=SLUG_MAX_LENGTH)]
 After = Annotated[int, Query(ge=0, le=2**62, description="the last seq the client has seen")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
