@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,23 +31,22 @@ class UnitOfWork:
     enqueued: store.Enqueued = field(default_factory=store.Enqueued)
 
     async def emit(self, events: Sequence[PendingMessage]) -> list[OutboxMessage]:
-        stored = await store.insert_messages(
-            self.conn,
-            events,
-            publisher=self.publisher,
-            lease_seconds=self.settings.outbox_lease_seconds,
-            backlog_limit=self.settings.relay_batch_size,
-        )
+        stored = await store.insert_messages(self.conn, events, **self._lease_terms())
         self.enqueued.merge(stored)
         return stored.own
 
     def insert_params(self) -> dict[str, object]:
         """The outbox insert's parameters, for a service whose own statement ends with it (``store.insert_sql``)."""
-        return store.insert_params(
-            publisher=self.publisher,
-            lease_seconds=self.settings.outbox_lease_seconds,
-            backlog_limit=self.settings.relay_batch_size,
-        )
+        return store.insert_params(**self._lease_terms())
+
+    def _lease_terms(self) -> dict[str, Any]:
+        """Who takes a channel's publish lease with this action's messages, for how long, and how many earlier
+        pending events per channel it reads along."""
+        return {
+            "publisher": self.publisher,
+            "lease_seconds": self.settings.outbox_lease_seconds,
+            "backlog_limit": self.settings.relay_batch_size,
+        }
 
     def stored(self, enqueued: store.Enqueued) -> None:
         """What a service's own statement wrote to the outbox, to be published after it like emitted messages."""
