@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import httpx
 
+from tests.support import processes
+
 BENCH_DIR = Path(__file__).parent
 RESULTS_DIR = BENCH_DIR / "results"
 JS_DIR = BENCH_DIR / "js"
@@ -161,12 +163,7 @@ def running(command: Sequence[str], *, env: dict[str, str], ready_url: str) -> I
                 raise RuntimeError(f"{error}; its output ends with: {server.output()[-2000:]}") from error
             yield server
         finally:
-            server.process.terminate()
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+            processes.stop(server.process, timeout=15)
 
 
 def venv_bin(name: str) -> str:

@@ -24,6 +24,7 @@ import yaml
 
 from core.api.client_address import UNKNOWN, normalize
 from core.settings import get_settings
+from tests.support import processes
 from tests.support.api import Api
 from tests.test_security_limits import CODE, client_from, limits
 
@@ -49,15 +50,6 @@ async def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str)
             return
         await asyncio.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on {port}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _compose() -> dict[str, Any]:
@@ -87,7 +79,7 @@ def _uvicorn_as_compose_starts_it(api: Api, nginx_address: str) -> Iterator[tupl
     try:
         yield port, process
     finally:
-        _stop(process)
+        processes.stop(process)
 
 
 def _site_for_test(conf: str, *, listen: int, api: int) -> str:
@@ -122,7 +114,7 @@ def _nginx(conf: str, *, api: int) -> Iterator[tuple[int, subprocess.Popen[bytes
     try:
         yield listen, process
     finally:
-        _stop(process)
+        processes.stop(process)
         shutil.rmtree(prefix, ignore_errors=True)
 
 

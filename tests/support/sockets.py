@@ -25,6 +25,7 @@ import socketio
 from core.api.app import create_app
 from core.settings import Settings
 from core.socketio_server import SocketNode, build_node
+from tests.support import processes
 from tests.support.api import Api
 from tests.support.cli import hafi_realtime
 from tests.support.loopback import serving
@@ -137,12 +138,7 @@ def socketio_process(port: int, env: dict[str, str]) -> Iterator[subprocess.Pope
             time.sleep(0.1)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        processes.stop(process)
 
 
 RECORD_SEPARATOR = "\x1e"  # between packets of one long-polling payload (Engine.IO v4)

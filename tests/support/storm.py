@@ -30,6 +30,7 @@ from core.runtime import build_runtime
 from core.settings import Settings
 from standins.ably_service import FakeAbly
 from standins.pusher_service import FakePusher
+from tests.support import processes
 from tests.support.api import Api
 from tests.support.environment import TEST_JWT_SECRET, make_settings, redis_url
 from tests.support.loopback import serving
@@ -196,13 +197,7 @@ class _Process:
         return self.output.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 def _start(stack: ExitStack, name: str, command: list[str], env: dict[str, str], logs: Path) -> _Process:
