@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.types import DateTime, Integer, String
+from sqlalchemy.types import DateTime, String
 
 from core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from core.settings import Settings
@@ -54,16 +55,16 @@ def bounded_key(key: str) -> str:
     return f"{key[: KEY_MAX_LENGTH - len(digest) - 1]}#{digest}"
 
 
-_ADMIT = text(
-    """
+# Every key's row is locked in one order by every statement, so two that lock the same keys cannot deadlock.
+_ADMIT_SQL = """
     INSERT INTO rate_limits AS r (key, attempts, window_seconds)
     SELECT given.key, ARRAY[now()], given.window_seconds
-    FROM unnest(:keys, :windows) AS given(key, window_seconds)
-    -- One order for every statement, so two that lock the same keys cannot deadlock.
+    FROM unnest(CAST(:limit_keys AS text[]), CAST(:limit_windows AS integer[])) AS given(key, window_seconds)
     ORDER BY given.key
     ON CONFLICT (key) DO UPDATE SET window_seconds = excluded.window_seconds, attempts = (
-        SELECT CASE WHEN cardinality(recent) < (:limits)[array_position(:keys, r.key)] THEN recent || now()
-                    ELSE recent END
+        SELECT CASE WHEN cardinality(recent)
+                         < (CAST(:limit_counts AS integer[]))[array_position(CAST(:limit_keys AS text[]), r.key)]
+                    THEN recent || now() ELSE recent END
         FROM (
             SELECT ARRAY(
                 SELECT t FROM unnest(r.attempts) AS t
@@ -73,12 +74,22 @@ _ADMIT = text(
     )
     RETURNING key, attempts[cardinality(attempts)] = now() AS admitted, now() AS admitted_at,
         extract(epoch FROM attempts[1] + make_interval(secs => window_seconds) - now()) AS seconds_left
-    """
-).bindparams(
-    bindparam("keys", type_=ARRAY(String())),
-    bindparam("windows", type_=ARRAY(Integer())),
-    bindparam("limits", type_=ARRAY(Integer())),
-)
+"""
+_ADMIT = text(_ADMIT_SQL)
+
+# The attempt counted inside an action's own statement, saving the action a round trip of its own: CTEs to put in
+# front of the statement's own, ending in ``admission``, one row that says whether every limit had room and, when
+# not, how long until the tightest has. The statement makes its change only where ``admission.admitted`` (its
+# parameters: ``admission_params``); the keys that had room count the attempt either way, as ``hit`` does.
+ADMISSION_CTES = f"""
+    limited AS ({_ADMIT_SQL}),
+    admission AS (
+        SELECT coalesce(bool_and(admitted), true) AS admitted,
+               max(seconds_left) FILTER (WHERE NOT admitted) AS retry_after_seconds
+        FROM limited
+    )
+"""
+
 
 # Takes back one admitted attempt (the one made at :at) from each key: a credential check that turned out right.
 # Locks its rows in key order, as _ADMIT does: an UPDATE alone takes them in whatever order it finds them, and two
@@ -107,17 +118,25 @@ def _refusal(seconds_left: float) -> RateLimitedError:
     return RateLimitedError(max(1, math.ceil(seconds_left)))
 
 
-async def _admit(conn: AsyncConnection, limits: Sequence[Limit]) -> list[_Outcome]:
+def admission_params(limits: Sequence[Limit]) -> dict[str, Any]:
+    """The parameters of ``_ADMIT`` and of ``ADMISSION_CTES``."""
     by_key = {bounded_key(limit.key): limit for limit in limits}
     keys = list(by_key)
-    rows = await conn.execute(
-        _ADMIT,
-        {
-            "keys": keys,
-            "windows": [by_key[key].window_seconds for key in keys],
-            "limits": [by_key[key].limit for key in keys],
-        },
-    )
+    return {
+        "limit_keys": keys,
+        "limit_windows": [by_key[key].window_seconds for key in keys],
+        "limit_counts": [by_key[key].limit for key in keys],
+    }
+
+
+def refuse_unless_admitted(admitted: bool, retry_after_seconds: float | None) -> None:
+    """Raises ``RateLimitedError`` for a statement whose ``admission`` row refused the attempt."""
+    if not admitted:
+        raise _refusal(retry_after_seconds or 1)
+
+
+async def _admit(conn: AsyncConnection, limits: Sequence[Limit]) -> list[_Outcome]:
+    rows = await conn.execute(_ADMIT, admission_params(limits))
     return [_Outcome(row.key, bool(row.admitted), row.admitted_at, float(row.seconds_left)) for row in rows]
 
 

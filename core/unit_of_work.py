@@ -1,7 +1,7 @@
 """The work of one action: its attempt counted against the rate limits, then the change together with the messages
-it causes (in one transaction, or in one statement, atomic by itself), then, after commit, the publish of those
-messages on each channel whose publish lease the action took (docs/architecture.md). Reads get an autocommit
-connection instead."""
+it causes (in one transaction, or in one statement, atomic by itself, that counts the attempt too), then, after
+commit, the publish of those messages on each channel whose publish lease the action took (docs/architecture.md).
+Reads get an autocommit connection instead."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import Executable
 
 from core import ratelimit
 from core.db import is_connection_lost
@@ -29,6 +31,9 @@ class UnitOfWork:
     settings: Settings
     publisher: str = field(default_factory=publishing.new_publisher)
     enqueued: store.Enqueued = field(default_factory=store.Enqueued)
+    # The limits of a ``single_statement`` action, whose one statement counts the attempt itself.
+    limits: Sequence[ratelimit.Limit] = ()
+    admission_checked: bool = False
 
     async def emit(self, events: Sequence[PendingMessage]) -> list[OutboxMessage]:
         stored = await store.insert_messages(self.conn, events, **self._lease_terms())
@@ -48,9 +53,36 @@ class UnitOfWork:
             "backlog_limit": self.settings.relay_batch_size,
         }
 
+    async def execute_action(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
+        """Runs the one statement of a ``single_statement`` action, which begins with ``ratelimit.ADMISSION_CTES``
+        (parameters added here) and answers at least one row carrying ``admission``'s columns; refuses the action
+        (``RateLimitedError``) as that row says.
+
+        Retried once, on a new connection, when the connection turns out to be lost (a pooled connection that died
+        unseen, or one lost while the statement ran): the action must be safe to repeat, as setting a like's state
+        is. Had the first run committed, the repeat finds the state set and changes nothing more."""
+        params = {**params, **ratelimit.admission_params(self.limits)}
+        try:
+            rows = (await self.conn.execute(statement, params)).all()
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+            await _reconnect(self.conn)
+            rows = (await self.conn.execute(statement, params)).all()
+        self.admission_checked = True
+        ratelimit.refuse_unless_admitted(rows[0].admitted, rows[0].retry_after_seconds)
+        return rows
+
     def stored(self, enqueued: store.Enqueued) -> None:
         """What a service's own statement wrote to the outbox, to be published after it like emitted messages."""
         self.enqueued.merge(enqueued)
+
+
+async def _reconnect(conn: AsyncConnection) -> None:
+    """Replaces a lost connection's DBAPI connection with a new one from the pool, in autocommit as the lost one
+    was: the new one comes in the pool's default level, and a statement run there would be rolled back unseen."""
+    await conn.rollback()
+    await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def _count_attempt(conn: AsyncConnection, limits: Sequence[ratelimit.Limit]) -> None:
@@ -63,7 +95,7 @@ async def _count_attempt(conn: AsyncConnection, limits: Sequence[ratelimit.Limit
     except Exception as exc:
         if not is_connection_lost(exc):
             raise
-        await conn.rollback()  # lets the connection check out a new one on its next statement
+        await _reconnect(conn)
         await ratelimit.hit(conn, limits)
 
 
@@ -75,9 +107,9 @@ async def _action(
     limits = ratelimit.action_limits(settings, identity=rate_limit_key, address=client_address)
     async with runtime.engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        if limits:
+        if in_transaction and limits:
             await _count_attempt(conn, limits)
-        unit = UnitOfWork(conn, settings)
+        unit = UnitOfWork(conn, settings, limits=() if in_transaction else limits)
         if in_transaction:
             await conn.commit()  # nothing to commit (autocommit); it lets the isolation level change
             await conn.execution_options(isolation_level=conn.default_isolation_level)
@@ -86,6 +118,8 @@ async def _action(
             await conn.execution_options(isolation_level="AUTOCOMMIT")
         else:
             yield unit
+            if not unit.admission_checked:
+                raise RuntimeError("a single-statement action must run its statement with UnitOfWork.execute_action")
         if unit.enqueued.turns:
             # A request publishes for others only as long as one publish may take; then it hands the lease off.
             await publishing.publish_turns(
@@ -118,8 +152,9 @@ async def transaction(
 async def single_statement(
     runtime: Runtime, *, rate_limit_key: str | None = None, client_address: str | None = None
 ) -> AsyncIterator[UnitOfWork]:
-    """As ``transaction``, for a body that makes its change, outbox rows included, in one statement: autocommit, so
-    the statement is atomic by itself and the action costs no BEGIN and no COMMIT."""
+    """As ``transaction``, for a body that makes its change, outbox rows included, in one statement run with
+    ``UnitOfWork.execute_action``: autocommit, so the statement is atomic by itself, and counting the attempt
+    itself, so the whole action is one round trip (and, after a publish, the mark)."""
     async with _action(runtime, rate_limit_key, client_address, in_transaction=False) as unit:
         yield unit
 

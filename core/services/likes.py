@@ -1,6 +1,7 @@
-"""Likes: one per photo and session. A like or an unlike is one statement: the visibility check, the like row, the
-photo's counter and the numbered outbox message, atomic by itself (autocommit), so no lock is held across round
-trips and a venue's likes on one photo queue only for the counter row, for the length of one statement."""
+"""Likes: one per photo and session. A like or an unlike is one statement: the attempt counted against the rate
+limits, the visibility check, the like row, the photo's counter and the numbered outbox message, atomic by itself
+(autocommit), so no lock is held across round trips and a venue's likes on one photo queue only for the counter
+row, for the length of one statement."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import TextClause, text
 
-from core import messages
+from core import messages, ratelimit
 from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params
 from core.auth import Principal
 from core.outbox import store
@@ -27,12 +28,14 @@ LIKE_STATEMENT = text(
     """
 )
 
-# The caller's visibility, the like row and the counter, in front of the outbox insert (core.outbox.store), whose
-# input is the one message, completed with the photo's event and new count; none where nothing changed.
+# The attempt counted, the caller's visibility, the like row and the counter, in front of the outbox insert
+# (core.outbox.store), whose input is the one message, completed with the photo's event and new count; none where
+# nothing changed. A refused attempt finds no photo, so it changes nothing else.
 _CHANGE_LIKE_BEFORE = """
+    {admission},
     photo AS (
         SELECT p.id, e.slug FROM photos p JOIN events e ON e.id = p.event_id
-        WHERE p.id = :photo_id AND {can_see_event}
+        WHERE p.id = :photo_id AND {can_see_event} AND (SELECT admitted FROM admission)
     ),
     changed AS ({change}),
     counted AS (
@@ -47,20 +50,23 @@ _LIKE_MESSAGE = """
            1 AS ord
     FROM photo, counted
 """
-# Rows where the caller may see the photo (one, or one per publishable message), none where it may not or it does
-# not exist. The count read from photos is the one before this statement (its own changes are not visible to it):
-# the answer when nothing changed.
+# One row, or one per publishable message: the admission, and the photo where the caller may see it (a null
+# photo_id where it may not, it does not exist, or the attempt was refused). The count read from photos is the one
+# before this statement (its own changes are not visible to it): the answer when nothing changed.
 _ANSWER = f"""
-    SELECT photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
+    SELECT admission.admitted, admission.retry_after_seconds,
+           photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
            counted.like_count IS NOT NULL AS changed, publishable.id IS NOT NULL AS publishable,
            {", ".join(f"publishable.{column.strip()}" for column in store.PUBLISHABLE_COLUMNS.split(","))}
-    FROM photo JOIN photos current ON current.id = photo.id
+    FROM admission LEFT JOIN (photo JOIN photos current ON current.id = photo.id) ON true
     LEFT JOIN counted ON true LEFT JOIN publishable ON true
 """
 
 
 def _statement(change: str, step: str) -> TextClause:
-    before = _CHANGE_LIKE_BEFORE.format(can_see_event=CAN_SEE_EVENT_SQL, change=change, step=step)
+    before = _CHANGE_LIKE_BEFORE.format(
+        admission=ratelimit.ADMISSION_CTES, can_see_event=CAN_SEE_EVENT_SQL, change=change, step=step
+    )
     return text(store.insert_sql(_LIKE_MESSAGE, before=before) + _ANSWER)
 
 
@@ -99,9 +105,9 @@ async def set_like(
         **visibility_params(principal),
         **uow.insert_params(),
     }
-    rows = (await uow.conn.execute(_LIKE if liked else _UNLIKE, params)).all()
-    if not rows:
+    rows = await uow.execute_action(_LIKE if liked else _UNLIKE, params)
+    answer = rows[0]
+    if answer.photo_id is None:
         raise photo_not_found(photo_id)
     uow.stored(store.publishable_rows(row for row in rows if row.publishable))
-    answer = rows[0]
     return LikeState(answer.photo_id, answer.like_count, liked=liked, changed=answer.changed)
