@@ -27,8 +27,8 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         max_overflow=0,
         pool_recycle=300,
         connect_args={
-            # Server-side prepared statements break behind PgBouncer/Neon/Supavisor in transaction mode.
-            "prepare_threshold": None,
+            # A statement is prepared on its second run on a connection, so one-off statements never are.
+            "prepare_threshold": 1 if settings.db_prepared_statements else None,
             "connect_timeout": settings.db_connect_timeout,
         },
     )

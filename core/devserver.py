@@ -148,6 +148,7 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
         os.environ["DATABASE_URL"] = start_embedded_postgres(data_dir)
         print(f"embedded Postgres running from {data_dir / 'pgdata'}")
     os.environ.setdefault("DB_POOL_SIZE", "10")
+    os.environ.setdefault("DB_PREPARED_STATEMENTS", "true")  # a direct connection, no pooler in between
     # Live with no accounts: our own Socket.IO server, in this process, unless another provider is asked for.
     if provider:
         os.environ["REALTIME_PROVIDER"] = provider

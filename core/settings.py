@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = Field(default=1, ge=1, le=100)
     db_connect_timeout: int = Field(default=5, ge=1, le=60)
+    # Off by default: transaction-mode poolers older than PgBouncer 1.21 (or without max_prepared_statements) fail
+    # on them. On a direct connection, or a pooler that supports them, they spare Postgres parsing and planning
+    # every statement again, most of its work per like.
+    db_prepared_statements: bool = False
 
     # Required to serve, except in tests (a random one per process) and under `hafi-realtime dev` (which makes one).
     jwt_secret: SecretStr | None = None

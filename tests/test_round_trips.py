@@ -290,3 +290,33 @@ async def test_a_pooled_connection_numbered_above_1024_is_checked_and_used(
     assert first.status_code == 200, first.text
     assert second.status_code == 200, second.text
     assert await _backend_pid(api.runtime) != pid
+
+
+async def _prepared_on_the_pooled_connection(api: Api) -> list[str]:
+    async with api.runtime.engine.connect() as conn:
+        return list((await conn.execute(text("SELECT statement FROM pg_prepared_statements"))).scalars())
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+async def test_statements_are_prepared_only_where_the_setting_allows(runtime: Runtime, prepared: bool) -> None:
+    """Off (the default), nothing is prepared, so that every transaction-mode pooler works; on, a like's statement
+    is prepared on its second run and reused from then on."""
+    settings = make_settings(runtime.settings.require_database_url(), db_pool_size=1, db_prepared_statements=prepared)
+    lambda_like = build_runtime(settings, provider=MemoryProvider())
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(lambda_like)), base_url="http://testserver"
+        ) as client:
+            api = Api(client, lambda_like)
+            photo_ids = await api.event("wedding", photos=3)
+            guest = await api.guest()
+            for photo_id in photo_ids:
+                assert (await client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))).status_code == 200
+            statements = await _prepared_on_the_pooled_connection(api)
+    finally:
+        await lambda_like.aclose()
+
+    like_statements = [statement for statement in statements if "INSERT INTO likes" in statement]
+    assert len(like_statements) == (1 if prepared else 0), statements
+    if not prepared:
+        assert statements == []
