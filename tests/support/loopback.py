@@ -30,8 +30,16 @@ class LoopbackServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
+        # No per-message deflate: a stand-in compressing every frame for every subscriber burns the CPU that the
+        # app under test shares with it, which the real provider's servers would not take from it.
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", http="h11", ws=self._ws, timeout_graceful_shutdown=1
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            http="h11",
+            ws=self._ws,
+            ws_per_message_deflate=False,
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
