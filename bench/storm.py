@@ -15,7 +15,9 @@ from typing import Any
 
 from tests.support.storm import node_missing, run_storm
 
-PROVIDERS = ("ably", "pusher")
+# Each provider with prepared statements (every process here connects to Postgres directly), and Ably once more
+# without them: the default, for a deployment behind a pooler that does not support them.
+RUNS = (("ably", True), ("pusher", True), ("ably", False))
 FULL = {"likes": 1000, "watchers": 50, "window_ms": 4500}
 SMOKE = {"likes": 20, "watchers": 2, "window_ms": 500}
 
@@ -26,7 +28,7 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
         raise RuntimeError(f"the storm benchmark needs node and the SDKs: {missing}")
     shape = SMOKE if smoke else FULL
     runs = []
-    for provider in PROVIDERS:
+    for provider, prepared_statements in RUNS:
         storm = asyncio.run(
             run_storm(
                 database_url,
@@ -34,7 +36,8 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
                 likes=shape["likes"],
                 watchers=shape["watchers"],
                 window_ms=shape["window_ms"],
-                slug=f"storm-{provider}",
+                slug=f"storm-{provider}-{'prepared' if prepared_statements else 'unprepared'}",
+                prepared_statements=prepared_statements,
             )
         )
         summary = storm.summary()
@@ -43,5 +46,5 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
             for watcher in storm.watchers
         )
         runs.append(summary)
-        print(f"bench: storm on {provider}: {summary}", flush=True)
+        print(f"bench: storm on {provider} (prepared statements: {prepared_statements}): {summary}", flush=True)
     return {"shape": shape, "runs": runs}

@@ -61,7 +61,12 @@ def _storm_rows(storm: dict[str, Any]) -> list[list[str]]:
     rows = []
     for run in storm["result"]["runs"]:
         seconds = run["likeWindowMs"] / 1000
-        on = f"storm on {run['provider']} ({run['likes']:,} likes in {seconds:g} s, {run['watchers']} watchers)"
+        # Runs from before the setting existed had no prepared statements.
+        prepared = "prepared statements" if run.get("preparedStatements") else "no prepared statements"
+        on = (
+            f"storm on {run['provider']}, {prepared} ({run['likes']:,} likes in {seconds:g} s, "
+            f"{run['watchers']} watchers)"
+        )
         latency = run["latencyMs"]
         rows += [
             [

@@ -73,6 +73,7 @@ def node_missing() -> str | None:
 @dataclass
 class Storm:
     provider: str
+    prepared_statements: bool
     likes: list[dict[str, Any]]  # mutationId, photoId, sentAt, answeredAt, status
     watchers: list[dict[str, Any]]  # applied (ids in order), arrivals (mutationId -> ms), counts, lastSeq, resets
     final_seq: int
@@ -104,6 +105,7 @@ class Storm:
         answers = sorted(like["answeredAt"] - like["sentAt"] for like in self.likes)
         return {
             "provider": self.provider,
+            "preparedStatements": self.prepared_statements,
             "likes": len(self.likes),
             "likesAnswered200": sum(like["status"] == 200 for like in self.likes),
             "likeWindowMs": max(sent) - min(sent) if sent else 0,
@@ -226,12 +228,17 @@ async def _until_answering(url: str, process: _Process, *, seconds: float = 30.0
 
 
 @contextlib.asynccontextmanager
-async def storm_site(database_url: str, provider: str) -> AsyncIterator[tuple[Api, str, FakeAbly | FakePusher | None]]:
+async def storm_site(
+    database_url: str, provider: str, *, prepared_statements: bool = True
+) -> AsyncIterator[tuple[Api, str, FakeAbly | FakePusher | None]]:
     """The app as it is deployed, over the provider: the API served by several worker processes (each like a
     function instance of its own, as on Lambda or Vercel), the relay in a process of its own, and for Socket.IO our
     node in another, reached through Redis (docs/socketio.md). The Ably or Pusher stand-in runs here, so that its
     counts are read directly. A single process serving a thousand likes in five seconds, its relay and the
-    provider on one event loop would measure that one loop's queue, not the storm's."""
+    provider on one event loop would measure that one loop's queue, not the storm's.
+
+    Every process connects to Postgres directly, with no pooler in between: ``prepared_statements`` (on unless
+    told) is what DB_PREPARED_STATEMENTS is for there."""
     async with AsyncExitStack() as stack:
         service: FakeAbly | FakePusher | None = None
         overrides: dict[str, Any] = {"realtime_provider": provider}
@@ -248,6 +255,7 @@ async def storm_site(database_url: str, provider: str) -> AsyncIterator[tuple[Ap
             "jwt_secret": TEST_JWT_SECRET,
             **overrides,
             **STORM_SETTINGS,
+            "db_prepared_statements": prepared_statements,
         }
         node_port = None
         if provider == "socketio":
@@ -314,10 +322,11 @@ async def run_storm(
     photos: int = 10,
     timeout_ms: int = 30_000,
     slug: str = SLUG,
+    prepared_statements: bool = True,
 ) -> Storm:
     node = shutil.which("node")
     assert node is not None, node_missing()
-    async with storm_site(database_url, provider) as (api, url, service):
+    async with storm_site(database_url, provider, prepared_statements=prepared_statements) as (api, url, service):
         await api.event(slug, photos=photos)
         config = {
             "api": url,
@@ -348,6 +357,7 @@ async def run_storm(
         state = (await api.client.get(f"/api/events/{slug}")).json()
         storm = Storm(
             provider=provider,
+            prepared_statements=prepared_statements,
             likes=report["likes"],
             watchers=report["watchers"],
             final_seq=report["finalSeq"],
