@@ -2,13 +2,18 @@
 // in a page) over the provider's official SDK from npm (ably, pusher-js, socket.io-client), so a subscriber orders,
 // de-duplicates, unpacks groups and catches up exactly as a gallery does.
 //
-// Usage: node storm.js '<json>' with {api, slug, watchers, likes, likeWindowMs, timeoutMs}:
+// Usage: node storm.js '<json>' with {api, slug, watchers, likes, likeWindowMs, timeoutMs, settleMs, warmUpPhotoId,
+// warmUpLikes}:
 //   1. makes `likes` guest sessions (the likers) and `watchers` more (the subscribers) through POST /api/auth/guest;
 //   2. connects every watcher with HafiRealtime.connect (credentials from our own /api/realtime/auth), from the
 //      event's seq of GET /api/events/{slug};
-//   3. sends the likes, liker i on photo i % photos, spread evenly over likeWindowMs (each sent on time, not after
-//      the one before it is answered), each with its own X-Mutation-Id;
-//   4. waits until every watcher has reached the channel's last seq (or timeoutMs);
+//   3. warms the deployment up: warmUpLikes likers like the photo warmUpPhotoId of another event, a few at a time
+//      (at a wedding the deployment has served likes long before the storm);
+//   4. after settleMs (a gallery's guests have been watching for a while when the storm comes, so the watchers'
+//      own setup, their connections, attachments and first catch-up, is over), sends the likes, liker i on photo
+//      i % photos, spread evenly over likeWindowMs (each sent on time, not after the one before it is answered),
+//      each with its own X-Mutation-Id;
+//   5. waits until every watcher has reached the channel's last seq (or timeoutMs);
 // then prints one JSON line: the likes (mutationId, photoId, sentAt, answeredAt, status), and per watcher the ids
 // it applied (in order), each like's arrival time (by mutationId) and the like counts it ends with. Times are
 // Date.now() on this one process's clock. Exits 1 with a message on stderr on a setup error.
@@ -157,6 +162,11 @@ async function main() {
   if (refused.length) fail(`subscriptions refused: ${JSON.stringify(refused[0].refused)}`);
 
   const photos = before.photos.map((photo) => photo.id);
+  await inBatches(config.warmUpLikes || 0, async (i) => {
+    const answer = await call("POST", `/api/photos/${config.warmUpPhotoId}/like`, { token: likers[i], from: address(i) });
+    if (answer.status !== 200) fail(`warm-up like: ${answer.status} ${JSON.stringify(answer.data)}`);
+  });
+  await new Promise((resolve) => setTimeout(resolve, config.settleMs || 0));
   const started = Date.now();
   const likes = await Promise.all(
     likers.map(async (token, i) => {

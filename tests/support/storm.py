@@ -58,6 +58,9 @@ STORM_SETTINGS: dict[str, Any] = {
 }
 # Processes serving the API, as instances of a function would (each on its own event loop, its own pool).
 API_WORKERS = 2
+# Likes on another event before the storm: at a wedding the deployment has served likes long before the storm, so
+# each worker has published before, its pooled connections have run a like, and the provider's client is connected.
+WARM_UP_LIKES = 40
 CLI = [sys.executable, "-c", "from core.cli import main; main()"]
 NODE_PACKAGES = ("ably", "pusher-js", "socket.io-client")
 
@@ -321,6 +324,7 @@ async def run_storm(
     window_ms: int,
     photos: int = 10,
     timeout_ms: int = 30_000,
+    settle_ms: int = 1_000,
     slug: str = SLUG,
     prepared_statements: bool = True,
 ) -> Storm:
@@ -328,6 +332,7 @@ async def run_storm(
     assert node is not None, node_missing()
     async with storm_site(database_url, provider, prepared_statements=prepared_statements) as (api, url, service):
         await api.event(slug, photos=photos)
+        (warm_up_photo,) = await api.event(f"{slug}-warm-up", photos=1)
         config = {
             "api": url,
             "slug": slug,
@@ -335,6 +340,9 @@ async def run_storm(
             "likes": likes,
             "likeWindowMs": window_ms,
             "timeoutMs": timeout_ms,
+            "settleMs": settle_ms,
+            "warmUpPhotoId": warm_up_photo,
+            "warmUpLikes": min(WARM_UP_LIKES, likes),
         }
         process = await asyncio.create_subprocess_exec(
             node,
