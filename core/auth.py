@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jwt
-
 from core.errors import UnauthorizedError
 from core.settings import Settings
 
@@ -51,6 +49,8 @@ def new_guest_session_id() -> str:
 
 def issue_token(principal: Principal, settings: Settings) -> tuple[str, int]:
     """Returns the signed token and its lifetime in seconds."""
+    import jwt  # on first use: PyJWT loads cryptography, a tenth of a cold start that /api/health does not need
+
     ttl = settings.admin_token_ttl_seconds if principal.is_admin else settings.guest_token_ttl_seconds
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -73,6 +73,8 @@ def issue_token(principal: Principal, settings: Settings) -> tuple[str, int]:
 
 def verify_token(token: str, settings: Settings) -> Principal:
     """The token's principal; an admin's is still to be checked against its row (``accounts.check_admin_token``)."""
+    import jwt  # see issue_token
+
     try:
         claims = jwt.decode(
             token,

@@ -1,4 +1,5 @@
-"""What a cold start imports: the realtime SDKs load only where their provider is chosen."""
+"""What a cold start imports: the realtime SDKs load only where their provider is chosen; PyJWT (with the
+cryptography it loads) only when a token is first issued or verified."""
 
 from __future__ import annotations
 
@@ -39,3 +40,10 @@ def test_the_like_function_loads_the_like_routes_and_no_others() -> None:
     assert "core.api.routes.likes" in loaded
     others = {name for name in loaded if name.startswith("core.api.routes.") and name != "core.api.routes.likes"}
     assert not others, sorted(others)
+
+
+@pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
+def test_a_function_loads_pyjwt_only_when_a_token_is_first_handled(module: str) -> None:
+    loaded = _modules_after_import(module, {**ENV, "PATH": "/usr/bin"})
+
+    assert not loaded & {"jwt", "cryptography"}, sorted(loaded & {"jwt", "cryptography"})
