@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,7 +36,13 @@ def renew_on_snapstart_restore(runtime: Runtime) -> None:
     """Registers ``runtime.renew_after_restore`` with Lambda's SnapStart runtime hooks, where they exist.
 
     ``snapshot_restore_py`` is provided by Lambda's python3.12+ runtime, not installed from PyPI; anywhere else
-    (tests, dev, Vercel, a function without SnapStart) there is nothing to restore from."""
+    (tests, dev, Vercel, a function without SnapStart) there is nothing to restore from.
+
+    A SnapStart INIT (``AWS_LAMBDA_INITIALIZATION_TYPE``) also loads what the first request would otherwise load on
+    first use (PyJWT): it is paid once, when a version is published, and restored with the snapshot."""
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        import jwt  # noqa: F401
+
     try:
         from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
     except ImportError:

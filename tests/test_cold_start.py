@@ -47,3 +47,12 @@ def test_a_function_loads_pyjwt_only_when_a_token_is_first_handled(module: str) 
     loaded = _modules_after_import(module, {**ENV, "PATH": "/usr/bin"})
 
     assert not loaded & {"jwt", "cryptography"}, sorted(loaded & {"jwt", "cryptography"})
+
+
+@pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
+def test_a_snapstart_init_loads_pyjwt_before_the_snapshot(module: str) -> None:
+    """Under SnapStart the INIT is paid once, when a version is published, and restored from its snapshot: what the
+    first request would load is loaded there instead."""
+    loaded = _modules_after_import(module, {**ENV, "PATH": "/usr/bin", "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+
+    assert "jwt" in loaded
