@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -207,4 +208,11 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     # Socket.IO broadcasts are sent uncompressed, as the Node socket.io server does by default: permessage-deflate
     # compresses the same message once per recipient (see core/socketio_server/standalone.py).
     config = uvicorn.Config(dev.served, log_level="warning", ws="websockets-sansio", ws_per_message_deflate=False)
+    # uvicorn shuts down on SIGTERM, then raises it again under the handler it found; the default one ends the
+    # process without running atexit, where the embedded Postgres is stopped. Ending by SystemExit runs them.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.Server(config).run(sockets=[api_socket])
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

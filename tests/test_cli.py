@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -82,3 +86,58 @@ def test_dev_on_a_taken_port_says_so_and_exits_before_announcing_anything(runtim
     assert "is running" not in result.stdout and "Traceback" not in result.stderr, result.stdout + result.stderr
     [line] = result.stderr.strip().splitlines()
     assert f"127.0.0.1:{port}" in line and "--port" in line
+
+
+def _processes_using(path: Path) -> list[int]:
+    """The processes whose command line names ``path`` (an embedded Postgres runs with ``-D <its data dir>``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(path) in command:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_dev_stopped_by_a_signal_stops_its_embedded_postgres(tmp_path: Path, stop: signal.Signals) -> None:
+    """A process manager (or ``kill``) stops with SIGTERM, a terminal with Ctrl-C: neither leaves Postgres behind."""
+    pytest.importorskip("pgserver")
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    server = subprocess.Popen(
+        [hafi_realtime(), "dev", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not _answers(f"http://127.0.0.1:{port}/api/health"):
+            assert server.poll() is None, "dev exited before it answered"
+            assert time.monotonic() < deadline, "dev did not answer within 90 s"
+            time.sleep(0.2)
+        assert _processes_using(tmp_path), "no embedded Postgres ran from the data directory"
+
+        server.send_signal(stop)
+        server.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _processes_using(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _processes_using(tmp_path), "the embedded Postgres outlived dev"
+    finally:
+        if server.poll() is None:
+            server.kill()
+        for pid in _processes_using(tmp_path):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
