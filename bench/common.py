@@ -8,19 +8,15 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
-
-import httpx
 
 from tests.support import processes
 
@@ -99,25 +95,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_answering(url: str, process: subprocess.Popen[bytes], *, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode} before answering {url}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(url, timeout=1.0)
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
-
-
 @dataclass
 class RunningServer:
     process: subprocess.Popen[bytes]
@@ -158,7 +135,7 @@ def running(command: Sequence[str], *, env: dict[str, str], ready_url: str) -> I
         server = RunningServer(subprocess.Popen(list(command), env=env, stdout=log, stderr=subprocess.STDOUT), log)
         try:
             try:
-                wait_until_answering(ready_url, server.process)
+                processes.wait_until_answering(ready_url, server.process)
             except RuntimeError as error:
                 raise RuntimeError(f"{error}; its output ends with: {server.output()[-2000:]}") from error
             yield server

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import JS_DIR, base_env, free_port, load_average, running, venv_bin
+from bench.common import JS_DIR, base_env, load_average, running, venv_bin
+from tests.support.ports import free_port
 
 SOCKET_PATH = "/api/socket"
 ADMIN_EMAIL = "admin@demo.local"  # the account `hafi-realtime dev` makes, with ADMIN_PASSWORD as its password

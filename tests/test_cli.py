@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,9 @@ from sqlalchemy import func, select
 from core.demo import DEMO_SLUG
 from core.models import Admin, Event, Photo
 from core.runtime import Runtime
+from tests.support import processes
 from tests.support.cli import hafi_realtime
-from tests.support.sockets import free_port
+from tests.support.ports import free_port
 
 COMMANDS = ["dev", "migrate", "seed-demo", "create-admin", "relay"]
 
@@ -115,11 +115,7 @@ def test_dev_stopped_by_a_signal_stops_its_embedded_postgres(tmp_path: Path, sto
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 90
-        while not _answers(f"http://127.0.0.1:{port}/api/health"):
-            assert server.poll() is None, "dev exited before it answered"
-            assert time.monotonic() < deadline, "dev did not answer within 90 s"
-            time.sleep(0.2)
+        processes.wait_until_answering(f"http://127.0.0.1:{port}/api/health", server, timeout_s=90)
         assert _processes_using(tmp_path), "no embedded Postgres ran from the data directory"
 
         server.send_signal(stop)
@@ -129,15 +125,6 @@ def test_dev_stopped_by_a_signal_stops_its_embedded_postgres(tmp_path: Path, sto
             time.sleep(0.2)
         assert not _processes_using(tmp_path), "the embedded Postgres outlived dev"
     finally:
-        if server.poll() is None:
-            server.kill()
+        processes.stop(server)
         for pid in _processes_using(tmp_path):
             os.kill(pid, signal.SIGKILL)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False

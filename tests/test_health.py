@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -20,6 +19,7 @@ from core.runtime import build_runtime
 from tests.support.api import Api, api_with, bearer
 from tests.support.environment import make_settings
 from tests.support.outbox import make_due
+from tests.support.ports import free_port
 
 UNAVAILABLE = {"status": "unavailable", "database": "unavailable", "provider": {"name": "memory"}}
 
@@ -34,13 +34,6 @@ async def _api_on_database(url: str) -> AsyncIterator[httpx.AsyncClient]:
             yield client
     finally:
         await runtime.aclose()
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +57,7 @@ async def _silent_database() -> AsyncIterator[int]:
 async def test_liveness_answers_while_the_database_is_down_and_readiness_does_not(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with _api_on_database(f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/hafi") as client:
+    async with _api_on_database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/hafi") as client:
         live = await client.get("/api/health")
         # The app's logs do not propagate to the root logger, where caplog listens.
         health_log = logging.getLogger("hafi.health")

@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,12 @@ from core.api.client_address import UNKNOWN, normalize
 from core.settings import get_settings
 from tests.support import processes
 from tests.support.api import Api
+from tests.support.ports import free_port
 from tests.test_security_limits import CODE, client_from, limits
 
 INFRA = Path(__file__).parent.parent / "infra"
 NGINX = "/usr/sbin/nginx"
 WRONG = {"eventSlug": "private-party", "accessCode": "wrong-code"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
@@ -64,7 +57,7 @@ def _uvicorn_as_compose_starts_it(api: Api, nginx_address: str) -> Iterator[tupl
     compose_env = _compose()["x-python"]["environment"]
     compose_nginx_address = _compose()["services"]["nginx"]["networks"]["default"]["ipv4_address"]
     assert compose_env["FORWARDED_ALLOW_IPS"] == compose_nginx_address, "compose must trust nginx, and only nginx"
-    port = _free_port()
+    port = free_port()
     env = {
         "APP_ENV": "test",
         "DATABASE_URL": api.runtime.settings.require_database_url(),
@@ -98,7 +91,7 @@ def _site_for_test(conf: str, *, listen: int, api: int) -> str:
 @contextlib.contextmanager
 def _nginx(conf: str, *, api: int) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     prefix = Path(tempfile.mkdtemp(prefix="hafi-nginx-"))
-    listen = _free_port()
+    listen = free_port()
     (prefix / "site.conf").write_text(_site_for_test(conf, listen=listen, api=api))
     temp_paths = "\n".join(
         f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

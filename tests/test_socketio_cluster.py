@@ -18,7 +18,8 @@ from core.runtime import build_runtime
 from core.settings import Settings
 from tests.support.api import Api, bearer
 from tests.support.environment import make_settings, redis_url
-from tests.support.sockets import WAIT_SECONDS, clients, free_port, socketio_process
+from tests.support.ports import free_port
+from tests.support.sockets import WAIT_SECONDS, clients, socketio_process
 
 QUIET_SECONDS = 0.5
 

@@ -21,12 +21,12 @@ from core.settings import Settings
 from core.socketio_server.joins import LOOKUP_TTL_SECONDS, MAX_EVENT_ROOMS, REFUSALS_BEFORE_DISCONNECT
 from tests.support.api import bearer
 from tests.support.environment import redis_url
+from tests.support.ports import free_port
 from tests.support.sockets import (
     WAIT_SECONDS,
     LiveServer,
     Polling,
     clients,
-    free_port,
     socketio_process,
     unique,
 )

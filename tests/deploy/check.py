@@ -46,6 +46,7 @@ import uvicorn
 from core.demo import DEMO_SLUG
 from standins.ably_service import FakeAbly
 from tests.support.lambda_events import http_event, load
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".deploy-check"
@@ -356,13 +357,6 @@ def migrate_and_seed(database_url: str) -> None:
     env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url}
     run([cli, "migrate"], env=env)
     run([cli, "seed-demo"], env=env)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -106,13 +105,6 @@ async def clients(count: int) -> AsyncIterator[list[Client]]:
     finally:
         for client in made:
             await client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

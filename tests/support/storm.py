@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from tests.support.api import Api
 from tests.support.environment import TEST_JWT_SECRET, make_settings, redis_url
 from tests.support.loopback import serving
 from tests.support.outbox import outbox_rows
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).parent.parent.parent
 JS_DIR = ROOT / "tests" / "js"
@@ -174,13 +174,6 @@ def over_rate(times: Sequence[float], rate: int) -> int:
     return refused
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _environment(settings: dict[str, Any]) -> dict[str, str]:
     """This machine's environment without any setting of the developer's, plus ``settings`` as a deploy sets them."""
     kept = {name: value for name, value in os.environ.items() if name.lower() not in Settings.model_fields}
@@ -250,7 +243,7 @@ async def storm_site(
             served = await stack.enter_async_context(serving(standin.app, websockets=True))
             overrides = standin.settings(host="127.0.0.1", port=served.port)
             service = standin.service
-        api_port = _free_port()
+        api_port = free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         settings: dict[str, Any] = {
             "app_env": "production",
@@ -264,7 +257,7 @@ async def storm_site(
         if provider == "socketio":
             redis = redis_url()
             assert redis is not None, "the Socket.IO storm needs Redis (TEST_REDIS_URL)"
-            node_port = _free_port()
+            node_port = free_port()
             settings |= {
                 "socketio_redis_url": redis,
                 # A channel of this run's own: Redis is shared with whatever else runs on this machine.
