@@ -2,24 +2,31 @@
 answer, and writes and publishes nothing new (the IETF ``Idempotency-Key`` header, or the ``X-Mutation-Id`` our
 clients already send).
 
-The key is looked up at the start of the action's transaction and stored with the answer at its end. Two copies
-racing each other both find nothing at the start; the second one's insert waits on the first's uncommitted row and
-then conflicts, so it rolls back everything it did and answers what the first stored.
+The key is looked up at the start of the action's transaction and stored with the answer at its end (a comment
+does both in its one statement, ``core/services/comments.py``). Two copies racing each other both find nothing at
+the start; the second one's insert waits on the first's uncommitted row and then conflicts, so it rolls back
+everything it did and answers what the first stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import InvalidInputError
+from core.models import IdempotentRequest
 
 # Kept long enough for any client's retries (a guest's phone coming back to the venue's network), then pruned.
 RETENTION_HOURS = 24
+
+
+_TABLE = IdempotentRequest.__tablename__
 
 
 class RepeatedRequestError(Exception):
@@ -51,14 +58,39 @@ _PRUNE = text(
 )
 
 
+@dataclass(frozen=True)
+class Key:
+    """A request's idempotency key and the fingerprint of what it stands for."""
+
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class EarlierAnswer:
+    """What the first request under a key answered (its JSON), for a repeat to answer again."""
+
+    answer: dict[str, Any]
+
+
+def answer_under(key: Key, stored_fingerprint: str, stored_answer: dict[str, Any]) -> EarlierAnswer:
+    """The answer stored under ``key``, where it was stored for the same request."""
+    if stored_fingerprint != key.fingerprint:
+        raise InvalidInputError("idempotency_key_reused", "This idempotency key was used for another request")
+    return EarlierAnswer(stored_answer)
+
+
+def is_repeated_request(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is a statement's insert of an answer failing on its key: a copy of the request stored first."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(exc.orig, "sqlstate", None) == "23505" and getattr(diag, "table_name", None) == _TABLE
+
+
 async def earlier_answer(conn: AsyncConnection, *, identity: str, key: str, fingerprint: str) -> dict[str, Any] | None:
     row = (await conn.execute(_EARLIER, {"identity": identity, "key": key})).one_or_none()
     if row is None:
         return None
-    if row.fingerprint != fingerprint:
-        raise InvalidInputError("idempotency_key_reused", "This idempotency key was used for another request")
-    answer: dict[str, Any] = row.answer
-    return answer
+    return answer_under(Key(key, fingerprint), row.fingerprint, row.answer).answer
 
 
 async def remember(conn: AsyncConnection, *, identity: str, key: str, fingerprint: str, answer: dict[str, Any]) -> None:

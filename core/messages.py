@@ -93,6 +93,45 @@ def comment_added(*, slug: str, comment: Comment, mutation_id: str | None) -> li
     ]
 
 
+# What only the statement that stores a comment learns: the event's slug, and the comment's id (core/services/
+# comments.py), which the statement adds to ``comment`` as the comment's ``id``.
+COMMENT_FILLED_IN_BY_STATEMENT = ("eventSlug", "comment")
+_LARGEST_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class CommentBeforeWriting:
+    """A new comment as far as it is known before it is stored: the comment as answers and messages carry it, less
+    its ``id``, and ``comment_added``'s messages less ``COMMENT_FILLED_IN_BY_STATEMENT``, the event's on
+    ``EVENT_PREFIX`` (the statement appends the slug)."""
+
+    comment: dict[str, Any]
+    messages: list[PendingMessage]
+
+
+def comment_added_before_writing(
+    *, photo_id: int, author_name: str, content: str, created_at: datetime, mutation_id: str | None
+) -> CommentBeforeWriting:
+    """``comment_added`` for a comment not yet stored; its sizes are checked with its id and slug at their
+    largest."""
+    largest = Comment(
+        id=_LARGEST_ID, photo_id=photo_id, author_name=author_name, content=content, created_at=created_at
+    )
+    pending = comment_added(slug=_LONGEST_SLUG, comment=largest, mutation_id=mutation_id)
+    comment = {key: value for key, value in comment_json(largest).items() if key != "id"}
+    return CommentBeforeWriting(
+        comment,
+        [
+            PendingMessage(
+                EVENT_PREFIX if message.channel.startswith(EVENT_PREFIX) else message.channel,
+                message.name,
+                {key: value for key, value in message.payload.items() if key not in COMMENT_FILLED_IN_BY_STATEMENT},
+            )
+            for message in pending
+        ],
+    )
+
+
 def comment_restored(*, slug: str, comment: Comment, mutation_id: str | None) -> PendingMessage:
     """A hidden comment made visible again reappears as added; admins already know of it."""
     body = comment_json(comment)

@@ -60,7 +60,8 @@ class UnitOfWork:
 
         Retried once, on a new connection, when the connection turns out to be lost (a pooled connection that died
         unseen, or one lost while the statement ran): the action must be safe to repeat, as setting a like's state
-        is. Had the first run committed, the repeat finds the state set and changes nothing more."""
+        is (had the first run committed, the repeat finds the state set and changes nothing more) and a comment
+        under an idempotency key is (the repeat finds the first run's answer)."""
         params = {**params, **ratelimit.admission_params(self.limits)}
         try:
             rows = (await self.conn.execute(statement, params)).all()

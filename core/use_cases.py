@@ -65,13 +65,20 @@ async def _once(
             return answer
     except idempotency.RepeatedRequestError:
         assert key is not None  # only a keyed request can be repeated
-        async with read_only(runtime) as conn:
-            earlier = await idempotency.earlier_answer(conn, identity=identity, key=key, fingerprint=fingerprint)
-        if earlier is None:  # the first copy's row was pruned in between: a day-old race
-            raise ConflictError(
-                "idempotency_conflict", "This request was just made with the same key; retry it"
-            ) from None
-        return answer_type.model_validate(earlier)
+        return await _answer_of_first_copy(runtime, principal, idempotency.Key(key, fingerprint), answer_type)
+
+
+async def _answer_of_first_copy(
+    runtime: Runtime, principal: Principal, key: idempotency.Key, answer_type: type[Answer]
+) -> Answer:
+    """What the copy of a request that committed first answered, for the copy that raced it."""
+    async with read_only(runtime) as conn:
+        earlier = await idempotency.earlier_answer(
+            conn, identity=principal.subject, key=key.key, fingerprint=key.fingerprint
+        )
+    if earlier is None:  # the first copy's row was pruned in between: a day-old race
+        raise ConflictError("idempotency_conflict", "This request was just made with the same key; retry it") from None
+    return answer_type.model_validate(earlier)
 
 
 async def set_like(
@@ -100,30 +107,32 @@ async def add_comment(
     idempotency_key: str | None = None,
     client_address: str | None = None,
 ) -> CommentOut:
-    """``idempotency_key`` (or else ``mutation_id``) makes a retry answer the first comment instead of a second."""
-
-    async def add(uow: UnitOfWork) -> CommentOut:
-        added = await comments.add_comment(
-            uow,
-            principal=principal,
-            photo_id=photo_id,
-            author_name=comment.author_name,
-            content=comment.content,
-            mutation_id=mutation_id,
+    """``idempotency_key`` (or else ``mutation_id``) makes a retry answer the first comment instead of a second.
+    Counted against the caller's identity and, where known, its client address."""
+    given_key = idempotency_key or mutation_id
+    key = None
+    if given_key is not None:
+        fingerprint = idempotency.fingerprint(
+            "comment:add", photo_id=photo_id, author_name=comment.author_name, content=comment.content
         )
-        return CommentOut.of(added)
-
-    fingerprint = idempotency.fingerprint(
-        "comment:add", photo_id=photo_id, author_name=comment.author_name, content=comment.content
-    )
-    return await _once(
-        runtime,
-        principal,
-        key=idempotency_key or mutation_id,
-        fingerprint=fingerprint,
-        answer_type=CommentOut,
-        work=add,
-    )
+        key = idempotency.Key(given_key, fingerprint)
+    try:
+        async with single_statement(runtime, rate_limit_key=principal.subject, client_address=client_address) as uow:
+            added = await comments.add_comment(
+                uow,
+                principal=principal,
+                photo_id=photo_id,
+                author_name=comment.author_name,
+                content=comment.content,
+                mutation_id=mutation_id,
+                key=key,
+            )
+    except idempotency.RepeatedRequestError:
+        assert key is not None  # only a keyed request can be repeated
+        return await _answer_of_first_copy(runtime, principal, key, CommentOut)
+    if isinstance(added, idempotency.EarlierAnswer):
+        return CommentOut.model_validate(added.answer)
+    return CommentOut.of(added)
 
 
 async def set_comment_status(

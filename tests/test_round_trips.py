@@ -142,22 +142,27 @@ async def test_a_like_while_the_provider_is_failing_and_its_probe_not_due_still_
     assert "provider_health" in trips[-1] and "UPDATE outbox SET next_attempt_at" in trips[-1]
 
 
-async def test_a_comment_takes_no_pre_ping_and_counts_its_attempt_before_its_transaction(
-    single_connection_api: Api,
-) -> None:
+@pytest.mark.parametrize("headers", [{}, {"X-Mutation-Id": "comment-1"}], ids=["no key", "with a key"])
+async def test_a_comment_takes_two_round_trips_too(single_connection_api: Api, headers: dict[str, str]) -> None:
     api = single_connection_api
     photo_id, _ = await api.event("wedding")
     guest = await api.guest()
 
     async with wire_trace(api) as trips:
         response = await api.client.post(
-            f"/api/photos/{photo_id}/comments", json={"authorName": "Ana", "content": "lovely"}, headers=bearer(guest)
+            f"/api/photos/{photo_id}/comments",
+            json={"authorName": "Ana", "content": "lovely"},
+            headers={**bearer(guest), **headers},
         )
 
     assert response.status_code == 201
-    assert "rate_limits" in trips[0]
-    assert "BEGIN" in trips[1]
-    assert not any('";"' in trip for trip in trips)  # the pre-ping's empty query
+    # the rate limit, the key's earlier answer, the visibility check, the comment, the answer kept under the key and
+    # both numbered outbox rows in one statement; then, after the publish, marking them published
+    assert len(trips) == 2, "\n".join(trips)
+    markers = ["rate_limits", "idempotent_requests", "FROM photos p JOIN events", "INSERT INTO comments", "outbox"]
+    assert all(marker in trips[0] for marker in markers), trips[0]
+    assert "published_at" in trips[1]
+    assert not any("BEGIN" in trip or "COMMIT" in trip for trip in trips)
 
 
 # Without a pre-ping, a pooled connection that died while idle must still not fail the request that finds it.
@@ -217,6 +222,39 @@ async def test_a_connection_lost_under_the_first_statement_is_retried_once_on_a_
     assert response.json() == {"photoId": str(photo_id), "likeCount": 1, "liked": True, "changed": True}
     async with api.runtime.engine.connect() as conn:  # committed, not left in a transaction nobody commits
         assert await conn.scalar(text("SELECT like_count FROM photos WHERE id = :id"), {"id": int(photo_id)}) == 1
+
+
+async def test_a_comment_whose_pooled_connection_is_found_lost_is_stored_once_on_a_new_one(
+    single_connection_api: Api,
+) -> None:
+    api = single_connection_api
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+    database_url = api.runtime.settings.require_database_url()
+    lost: list[int] = []
+
+    def lose_after_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if not lost:
+            lost.append(dbapi_connection.driver_connection.info.backend_pid)
+            _terminate(database_url, lost[0])
+
+    event.listen(api.runtime.engine.sync_engine, "checkout", lose_after_checkout)
+    try:
+        response = await api.client.post(
+            f"/api/photos/{photo_id}/comments", json={"authorName": "Ana", "content": "lovely"}, headers=bearer(guest)
+        )
+    finally:
+        event.remove(api.runtime.engine.sync_engine, "checkout", lose_after_checkout)
+
+    assert lost, "the connection was not lost"
+    assert response.status_code == 201, response.text
+    async with api.runtime.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT id, content FROM comments"))).all()
+        messages = await conn.scalar(
+            text("SELECT count(*) FROM outbox WHERE payload -> 'comment' ->> 'id' = :id"), {"id": response.json()["id"]}
+        )
+    assert [(str(row.id), row.content) for row in stored] == [(response.json()["id"], "lovely")]
+    assert messages == 2
 
 
 async def test_a_like_whose_connection_is_lost_mid_statement_is_repeated_once_and_counts_once(

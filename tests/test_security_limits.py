@@ -167,6 +167,34 @@ async def test_likes_from_many_minted_identities_are_limited_per_address(api: Ap
     assert other_address.status_code == 200
 
 
+async def test_comments_from_many_minted_identities_are_limited_per_address(api: Api) -> None:
+    """As likes: a new identity per comment does not get one address past its limit (the HTTP route and the
+    Socket.IO handler both pass the address; the comment action once dropped it)."""
+    photo_id, _ = await api.event("wedding")
+    tokens = [await api.guest() for _ in range(5)]
+
+    with limits(api, address_actions_per_minute=10):
+        statuses = [
+            (
+                await api.client.post(
+                    f"/api/photos/{photo_id}/comments",
+                    json={"authorName": "Spam", "content": f"spam {i}"},
+                    headers=bearer(token),
+                )
+            ).status_code
+            for i, token in enumerate(tokens * 3)
+        ]
+        async with client_from(api, "198.51.100.7") as elsewhere:
+            other_address = await elsewhere.post(
+                f"/api/photos/{photo_id}/comments",
+                json={"authorName": "Guest", "content": "hello"},
+                headers=bearer(tokens[0]),
+            )
+
+    assert statuses == [201] * 10 + [429] * 5
+    assert other_address.status_code == 201
+
+
 async def test_a_venue_of_500_guests_behind_one_address_is_never_refused(api: Api) -> None:
     """The wedding of the README's arithmetic: 500 guests arrive within a few minutes behind the venue's one
     address, each gets an identity and enters the code (20 mistype it first), and each likes a photo in the same

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import messages
-from core.access import visible_photo
+from core import idempotency, messages, ratelimit
+from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params, visible_photo
 from core.auth import Principal
 from core.errors import NotFoundError
 from core.models import Comment, Event, Photo
-from core.outbox import event_log
+from core.outbox import event_log, store
+from core.realtime.channels import EVENT_PREFIX
+from core.realtime.wire import encode
 from core.unit_of_work import UnitOfWork
 
 CommentStatus = Literal["visible", "hidden"]
@@ -28,6 +32,57 @@ def _comment_from_row(row: Any) -> Comment:
     )
 
 
+# The attempt counted, the key's earlier answer, the caller's visibility, the comment and the answer remembered
+# under the key, in front of the outbox insert (core.outbox.store), whose input is the two messages completed with
+# the event's slug and the comment's id. Nothing is stored where the attempt was refused, the key was used before
+# (its answer is read instead) or the photo is not found. Two copies of a keyed request racing each other both
+# find no earlier answer; the second one's ``remembered`` waits on the first's row and then fails on the key, which
+# undoes the whole statement, the comment and its messages with it.
+_ADD_BEFORE = f"""
+    {ratelimit.ADMISSION_CTES},
+    earlier AS (
+        SELECT fingerprint, answer FROM idempotent_requests WHERE identity = :identity AND key = CAST(:key AS text)
+    ),
+    photo AS (
+        SELECT p.id, e.slug FROM photos p JOIN events e ON e.id = p.event_id
+        WHERE p.id = :photo_id AND {CAN_SEE_EVENT_SQL}
+    ),
+    added AS (
+        INSERT INTO comments (photo_id, session_id, author_name, content, created_at)
+        SELECT photo.id, :identity, :author_name, :content, :created_at FROM photo
+        WHERE (SELECT admitted FROM admission) AND NOT EXISTS (SELECT FROM earlier)
+        RETURNING id
+    ),
+    comment AS (
+        SELECT added.id, photo.slug, CAST(:comment AS jsonb) || jsonb_build_object('id', added.id::text) AS body
+        FROM added, photo
+    ),
+    remembered AS (
+        INSERT INTO idempotent_requests (identity, key, fingerprint, answer)
+        SELECT :identity, CAST(:key AS text), :fingerprint, comment.body FROM comment
+        WHERE CAST(:key AS text) IS NOT NULL
+    )
+"""
+_ADD_MESSAGES = """
+    SELECT CASE WHEN m.channel = CAST(:event_prefix AS text) THEN m.channel || comment.slug ELSE m.channel END
+               AS channel,
+           m.event,
+           m.payload::jsonb || jsonb_build_object('eventSlug', comment.slug, 'comment', comment.body) AS payload,
+           m.ord
+    FROM comment, unnest(CAST(:channels AS text[]), CAST(:names AS text[]), CAST(:payloads AS text[]))
+         WITH ORDINALITY AS m(channel, event, payload, ord)
+"""
+_ADD_ANSWER = f"""
+    SELECT admission.admitted, admission.retry_after_seconds, photo.id AS photo_id, comment.id AS comment_id,
+           earlier.fingerprint AS earlier_fingerprint, earlier.answer AS earlier_answer,
+           publishable.id IS NOT NULL AS publishable,
+           {", ".join(f"publishable.{column.strip()}" for column in store.PUBLISHABLE_COLUMNS.split(","))}
+    FROM admission LEFT JOIN photo ON true LEFT JOIN comment ON true LEFT JOIN earlier ON true
+    LEFT JOIN publishable ON true
+"""
+_ADD = text(store.insert_sql(_ADD_MESSAGES, before=_ADD_BEFORE) + _ADD_ANSWER)
+
+
 async def add_comment(
     uow: UnitOfWork,
     *,
@@ -36,19 +91,49 @@ async def add_comment(
     author_name: str,
     content: str,
     mutation_id: str | None,
-) -> Comment:
-    """Adds a comment whose author name and text were already checked (``core.schemas``)."""
-    photo = await visible_photo(uow.conn, principal, photo_id)
-    row = (
-        await uow.conn.execute(
-            insert(Comment)
-            .values(photo_id=photo.id, session_id=principal.subject, author_name=author_name, content=content)
-            .returning(Comment.id, Comment.photo_id, Comment.author_name, Comment.content, Comment.created_at)
-        )
-    ).one()
-    comment = _comment_from_row(row)
-    await uow.emit(messages.comment_added(slug=photo.event_slug, comment=comment, mutation_id=mutation_id))
-    return comment
+    key: idempotency.Key | None,
+) -> Comment | idempotency.EarlierAnswer:
+    """Adds a comment whose author name and text were already checked (``core.schemas``), in one statement (a
+    ``single_statement`` action). With ``key``, a repeat answers what the first stored (``EarlierAnswer``) and
+    changes nothing; two copies racing each other raise ``idempotency.RepeatedRequestError`` in the second.
+
+    Without a key, a comment whose statement ran but whose connection was lost before the answer came back is
+    stored twice when the action is retried, as a client's own retry without a key would be."""
+    created_at = datetime.now(UTC)
+    before_writing = messages.comment_added_before_writing(
+        photo_id=photo_id, author_name=author_name, content=content, created_at=created_at, mutation_id=mutation_id
+    )
+    params = {
+        "photo_id": photo_id,
+        "identity": principal.subject,
+        "author_name": author_name,
+        "content": content,
+        "created_at": created_at,
+        "comment": encode(before_writing.comment),
+        "key": key.key if key else None,
+        "fingerprint": key.fingerprint if key else None,
+        "event_prefix": EVENT_PREFIX,
+        "channels": [message.channel for message in before_writing.messages],
+        "names": [message.name for message in before_writing.messages],
+        "payloads": [encode(message.payload) for message in before_writing.messages],
+        **visibility_params(principal),
+        **uow.insert_params(),
+    }
+    try:
+        rows = await uow.execute_action(_ADD, params)
+    except IntegrityError as exc:
+        if key is not None and idempotency.is_repeated_request(exc):
+            raise idempotency.RepeatedRequestError from exc
+        raise
+    answer = rows[0]
+    if key is not None and answer.earlier_fingerprint is not None:
+        return idempotency.answer_under(key, answer.earlier_fingerprint, answer.earlier_answer)
+    if answer.photo_id is None:
+        raise photo_not_found(photo_id)
+    uow.stored(store.publishable_rows(row for row in rows if row.publishable))
+    return Comment(
+        id=answer.comment_id, photo_id=photo_id, author_name=author_name, content=content, created_at=created_at
+    )
 
 
 _COLUMNS = (Comment.id, Comment.photo_id, Comment.author_name, Comment.content, Comment.created_at)
