@@ -9,6 +9,7 @@ the statement that uses it; ``core.unit_of_work`` retries that once where doing 
 
 from __future__ import annotations
 
+import re
 import select
 from typing import Any
 
@@ -58,3 +59,14 @@ def _replace_if_closed_by_server(dbapi_connection: Any, record: Any, proxy: Any)
 def is_connection_lost(exc: BaseException) -> bool:
     """Whether ``exc`` is the loss of the connection (SQLAlchemy has invalidated it, and the pool will not reuse it)."""
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+_SPACE_INSIDE_PARENTHESES = re.compile(r"(?<=\()\s+|\s+(?=\))")
+
+
+def compact_sql(sql: str) -> str:
+    """``sql`` with each run of whitespace made one space, and none just inside parentheses: psycopg caches its
+    conversion of a statement's placeholders only for statements up to 4 KB, and the like's is just over that as
+    written (measured at about 5% of a like's CPU). For SQL with no comments, and no string literal holding
+    whitespace."""
+    return _SPACE_INSIDE_PARENTHESES.sub("", " ".join(sql.split()))

@@ -17,12 +17,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg import _queries as psycopg_queries
 from psycopg import pq
-from sqlalchemy import event, text
+from sqlalchemy import TextClause, event, text
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
 from core.api.app import create_app
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime, build_runtime
+from core.services import likes
 from tests.support.api import Api, bearer
 from tests.support.environment import make_settings
 
@@ -90,6 +93,15 @@ async def test_a_like_takes_two_round_trips_with_no_transaction_around_them(sing
     ):
         assert all(marker in trip for marker in markers), (markers, trip)
     assert not any("BEGIN" in trip or "COMMIT" in trip for trip in trips)
+
+
+@pytest.mark.parametrize("statement", [likes._LIKE, likes._UNLIKE], ids=["like", "unlike"])
+def test_the_like_statement_is_short_enough_for_psycopg_to_keep_its_placeholders_converted(
+    statement: TextClause,
+) -> None:
+    # Longer, psycopg converts the statement's placeholders again on every like (core.db.compact_sql).
+    sent = str(statement.compile(dialect=psycopg_dialect.dialect())).encode()  # type: ignore[no-untyped-call]
+    assert len(sent) <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH
 
 
 async def test_an_unlike_takes_two_round_trips_too(single_connection_api: Api) -> None:

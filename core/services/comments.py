@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core import idempotency, messages, ratelimit
 from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params, visible_photo
 from core.auth import Principal
+from core.db import compact_sql
 from core.errors import NotFoundError
 from core.models import Comment, Event, Photo
 from core.outbox import event_log, store
@@ -72,15 +73,15 @@ _ADD_MESSAGES = """
     FROM comment, unnest(CAST(:channels AS text[]), CAST(:names AS text[]), CAST(:payloads AS text[]))
          WITH ORDINALITY AS m(channel, event, payload, ord)
 """
-_ADD_ANSWER = f"""
+_ADD_ANSWER = """
     SELECT admission.admitted, admission.retry_after_seconds, photo.id AS photo_id, comment.id AS comment_id,
            earlier.fingerprint AS earlier_fingerprint, earlier.answer AS earlier_answer,
            publishable.id IS NOT NULL AS publishable,
-           {", ".join(f"publishable.{column.strip()}" for column in store.PUBLISHABLE_COLUMNS.split(","))}
+           publishable.*
     FROM admission LEFT JOIN photo ON true LEFT JOIN comment ON true LEFT JOIN earlier ON true
     LEFT JOIN publishable ON true
 """
-_ADD = text(store.insert_sql(_ADD_MESSAGES, before=_ADD_BEFORE) + _ADD_ANSWER)
+_ADD = text(compact_sql(store.insert_sql(_ADD_MESSAGES, before=_ADD_BEFORE) + _ADD_ANSWER))
 
 
 async def add_comment(

@@ -12,6 +12,7 @@ from sqlalchemy import TextClause, text
 from core import messages, ratelimit
 from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params
 from core.auth import Principal
+from core.db import compact_sql
 from core.outbox import store
 from core.realtime.wire import encode
 from core.unit_of_work import UnitOfWork
@@ -53,11 +54,11 @@ _LIKE_MESSAGE = """
 # One row, or one per publishable message: the admission, and the photo where the caller may see it (a null
 # photo_id where it may not, it does not exist, or the attempt was refused). The count read from photos is the one
 # before this statement (its own changes are not visible to it): the answer when nothing changed.
-_ANSWER = f"""
+_ANSWER = """
     SELECT admission.admitted, admission.retry_after_seconds,
            photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
            counted.like_count IS NOT NULL AS changed, publishable.id IS NOT NULL AS publishable,
-           {", ".join(f"publishable.{column.strip()}" for column in store.PUBLISHABLE_COLUMNS.split(","))}
+           publishable.*
     FROM admission LEFT JOIN (photo JOIN photos current ON current.id = photo.id) ON true
     LEFT JOIN counted ON true LEFT JOIN publishable ON true
 """
@@ -67,7 +68,7 @@ def _statement(change: str, step: str) -> TextClause:
     before = _CHANGE_LIKE_BEFORE.format(
         admission=ratelimit.ADMISSION_CTES, can_see_event=CAN_SEE_EVENT_SQL, change=change, step=step
     )
-    return text(store.insert_sql(_LIKE_MESSAGE, before=before) + _ANSWER)
+    return text(compact_sql(store.insert_sql(_LIKE_MESSAGE, before=before) + _ANSWER))
 
 
 _LIKE = _statement(
