@@ -61,6 +61,9 @@ async def _measure(database_url: str, *, likes: int, rounds: int) -> dict[str, A
         db_prepared_statements=True,
         jwt_secret=JWT_SECRET,
         rate_limit_per_minute=1_000_000,
+        # no line per request (the default, INFO, writes one): the bare peer logs nothing, and hundreds of lines
+        # on the benchmark's stdout would hide its results
+        log_level="WARNING",
     )
     runtime = build_runtime(settings, provider=MemoryProvider())
     bare, dispose_bare = _bare_app(database_url)

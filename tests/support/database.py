@@ -46,8 +46,9 @@ def _libpq(url: str, database: str | None = None) -> str:
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """Yields the SQLAlchemy URL of a new database with every migration applied; drops it afterwards."""
+def fresh_database(*, migrated: bool = True) -> Iterator[str]:
+    """Yields the SQLAlchemy URL of a new database with every migration applied (or, ``migrated=False``, empty, for
+    another checkout to migrate with its own); drops it afterwards."""
     server_url, server = _server_url()
     name = f"hafi_test_{uuid.uuid4().hex[:10]}"
     admin_url = _libpq(server_url, "postgres")
@@ -55,7 +56,8 @@ def fresh_database() -> Iterator[str]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_url(_libpq(server_url, name)).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     try:
-        upgrade(url)
+        if migrated:
+            upgrade(url)
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
