@@ -27,6 +27,7 @@ async def _measure(database_url: str, *, requests: int) -> dict[str, Any]:
         db_pool_size=10,
         jwt_secret=JWT_SECRET,
         rate_limit_per_minute=1_000_000,
+        address_actions_per_minute=1_000_000,  # every request comes from one address
         # no line per request (the default, INFO, writes one): the bare peer logs nothing, and hundreds of lines
         # on the benchmark's stdout would hide its results
         log_level="WARNING",

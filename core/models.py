@@ -156,6 +156,7 @@ class RateLimit(Base):
     __tablename__ = "rate_limits"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # stored uncompressed (migration 0008): rewritten on every attempt, up to a limit's count of timestamps
     attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
     window_seconds: Mapped[int] = mapped_column(Integer, server_default=text("60"))
 

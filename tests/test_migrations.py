@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from core.migrations import downgrade, upgrade
 from core.models import Base
@@ -36,3 +36,19 @@ def test_every_migration_can_be_undone_and_applied_again() -> None:
 
         assert left == set()
         assert _differences(url) == []
+
+
+def test_a_rate_limit_rows_attempts_are_stored_uncompressed(database_url: str) -> None:
+    # rewritten on every attempt, and up to 1,200 timestamps on a venue's address (infra/migrations, 0008)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            storage = conn.scalar(
+                text(
+                    "SELECT attstorage FROM pg_attribute"
+                    " WHERE attrelid = 'rate_limits'::regclass AND attname = 'attempts'"
+                )
+            )
+    finally:
+        engine.dispose()
+    assert storage == "e"
