@@ -24,8 +24,6 @@ from core.models import IdempotentRequest
 
 # Kept long enough for any client's retries (a guest's phone coming back to the venue's network), then pruned.
 RETENTION_HOURS = 24
-
-
 _TABLE = IdempotentRequest.__tablename__
 
 
@@ -86,11 +84,11 @@ def is_repeated_request(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23505" and getattr(diag, "table_name", None) == _TABLE
 
 
-async def earlier_answer(conn: AsyncConnection, *, identity: str, key: str, fingerprint: str) -> dict[str, Any] | None:
-    row = (await conn.execute(_EARLIER, {"identity": identity, "key": key})).one_or_none()
+async def earlier_answer(conn: AsyncConnection, *, identity: str, key: Key) -> dict[str, Any] | None:
+    row = (await conn.execute(_EARLIER, {"identity": identity, "key": key.key})).one_or_none()
     if row is None:
         return None
-    return answer_under(Key(key, fingerprint), row.fingerprint, row.answer).answer
+    return answer_under(key, row.fingerprint, row.answer).answer
 
 
 async def remember(conn: AsyncConnection, *, identity: str, key: str, fingerprint: str, answer: dict[str, Any]) -> None:

@@ -47,16 +47,17 @@ async def _once(
     fingerprint: str,
     answer_type: type[Answer],
     work: Callable[[UnitOfWork], Awaitable[Answer]],
-    client_address: str | None = None,
 ) -> Answer:
     """Runs ``work`` in the action's transaction; with an idempotency key, a repeat gets the first answer and
     changes nothing (``core.idempotency``)."""
     identity = principal.subject
     try:
-        async with transaction(runtime, rate_limit_key=identity, client_address=client_address) as uow:
+        async with transaction(runtime, rate_limit_key=identity) as uow:
             if key is None:
                 return await work(uow)
-            earlier = await idempotency.earlier_answer(uow.conn, identity=identity, key=key, fingerprint=fingerprint)
+            earlier = await idempotency.earlier_answer(
+                uow.conn, identity=identity, key=idempotency.Key(key, fingerprint)
+            )
             if earlier is not None:
                 return answer_type.model_validate(earlier)
             answer = await work(uow)
@@ -73,9 +74,7 @@ async def _answer_of_first_copy(
 ) -> Answer:
     """What the copy of a request that committed first answered, for the copy that raced it."""
     async with read_only(runtime) as conn:
-        earlier = await idempotency.earlier_answer(
-            conn, identity=principal.subject, key=key.key, fingerprint=key.fingerprint
-        )
+        earlier = await idempotency.earlier_answer(conn, identity=principal.subject, key=key)
     if earlier is None:  # the first copy's row was pruned in between: a day-old race
         raise ConflictError("idempotency_conflict", "This request was just made with the same key; retry it") from None
     return answer_type.model_validate(earlier)
@@ -110,7 +109,7 @@ async def add_comment(
     """``idempotency_key`` (or else ``mutation_id``) makes a retry answer the first comment instead of a second.
     Counted against the caller's identity and, where known, its client address."""
     given_key = idempotency_key or mutation_id
-    key = None
+    key: idempotency.Key | None = None
     if given_key is not None:
         fingerprint = idempotency.fingerprint(
             "comment:add", photo_id=photo_id, author_name=comment.author_name, content=comment.content
