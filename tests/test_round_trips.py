@@ -10,7 +10,7 @@ import os
 import resource
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -208,28 +208,36 @@ async def test_a_connection_ended_by_the_server_between_requests_is_replaced_bef
     assert await _backend_pid(api.runtime) != pid
 
 
+@contextmanager
+def first_checkout_lost(runtime: Runtime) -> Iterator[None]:
+    """The server ends the first connection checked out in the block after the pool has looked at it, so that only
+    the statement sent on it finds it gone."""
+    database_url = runtime.settings.require_database_url()
+    lost: list[int] = []
+
+    def lose_after_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if not lost:
+            lost.append(dbapi_connection.driver_connection.info.backend_pid)
+            _terminate(database_url, lost[0])
+
+    event.listen(runtime.engine.sync_engine, "checkout", lose_after_checkout)
+    try:
+        yield
+    finally:
+        event.remove(runtime.engine.sync_engine, "checkout", lose_after_checkout)
+    assert lost, "the connection was not lost"
+
+
 async def test_a_connection_lost_under_the_first_statement_is_retried_once_on_a_new_one(
     single_connection_api: Api,
 ) -> None:
     api = single_connection_api
     photo_id, _ = await api.event("wedding")
     guest = await api.guest()
-    database_url = api.runtime.settings.require_database_url()
-    lost: list[int] = []
 
-    # The server ends the connection after the pool has looked at it: only the first statement finds it gone.
-    def lose_after_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if not lost:
-            lost.append(dbapi_connection.driver_connection.info.backend_pid)
-            _terminate(database_url, lost[0])
-
-    event.listen(api.runtime.engine.sync_engine, "checkout", lose_after_checkout)
-    try:
+    with first_checkout_lost(api.runtime):
         response = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(guest))
-    finally:
-        event.remove(api.runtime.engine.sync_engine, "checkout", lose_after_checkout)
 
-    assert lost, "the connection was not lost"
     assert response.status_code == 200, response.text
     assert response.json() == {"photoId": str(photo_id), "likeCount": 1, "liked": True, "changed": True}
     async with api.runtime.engine.connect() as conn:  # committed, not left in a transaction nobody commits
@@ -242,23 +250,12 @@ async def test_a_comment_whose_pooled_connection_is_found_lost_is_stored_once_on
     api = single_connection_api
     photo_id, _ = await api.event("wedding")
     guest = await api.guest()
-    database_url = api.runtime.settings.require_database_url()
-    lost: list[int] = []
 
-    def lose_after_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if not lost:
-            lost.append(dbapi_connection.driver_connection.info.backend_pid)
-            _terminate(database_url, lost[0])
-
-    event.listen(api.runtime.engine.sync_engine, "checkout", lose_after_checkout)
-    try:
+    with first_checkout_lost(api.runtime):
         response = await api.client.post(
             f"/api/photos/{photo_id}/comments", json={"authorName": "Ana", "content": "lovely"}, headers=bearer(guest)
         )
-    finally:
-        event.remove(api.runtime.engine.sync_engine, "checkout", lose_after_checkout)
 
-    assert lost, "the connection was not lost"
     assert response.status_code == 201, response.text
     async with api.runtime.engine.connect() as conn:
         stored = (await conn.execute(text("SELECT id, content FROM comments"))).all()
