@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import TextClause, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,15 +38,20 @@ def _comment_from_row(row: Any) -> Comment:
 # the event's slug and the comment's id. Nothing is stored where the attempt was refused, the key was used before
 # (its answer is read instead) or the photo is not found. Two copies of a keyed request racing each other both
 # find no earlier answer; the second one's ``remembered`` waits on the first's row and then fails on the key, which
-# undoes the whole statement, the comment and its messages with it.
-_ADD_BEFORE = f"""
-    {ratelimit.ADMISSION_CTES},
+# undoes the whole statement, the comment and its messages with it. A comment sent without a key runs the same
+# statement without the key's two CTEs, which Postgres would otherwise parse and plan for nothing.
+_EARLIER = """
     earlier AS (
-        SELECT fingerprint, answer FROM idempotent_requests WHERE identity = :identity AND key = CAST(:key AS text)
+        SELECT fingerprint, answer FROM idempotent_requests WHERE identity = :identity AND key = :key
     ),
+"""
+_NO_EARLIER = "earlier AS (SELECT NULL::text AS fingerprint, NULL::jsonb AS answer WHERE false),"
+_ADD_BEFORE = """
+    {admission},
+    {earlier}
     photo AS (
         SELECT p.id, e.slug FROM photos p JOIN events e ON e.id = p.event_id
-        WHERE p.id = :photo_id AND {CAN_SEE_EVENT_SQL}
+        WHERE p.id = :photo_id AND {can_see_event}
     ),
     added AS (
         INSERT INTO comments (photo_id, session_id, author_name, content, created_at)
@@ -57,11 +62,13 @@ _ADD_BEFORE = f"""
     comment AS (
         SELECT added.id, photo.slug, CAST(:comment AS jsonb) || jsonb_build_object('id', added.id::text) AS body
         FROM added, photo
-    ),
+    )
+    {remembered}
+"""
+_REMEMBERED = """,
     remembered AS (
         INSERT INTO idempotent_requests (identity, key, fingerprint, answer)
-        SELECT :identity, CAST(:key AS text), :fingerprint, comment.body FROM comment
-        WHERE CAST(:key AS text) IS NOT NULL
+        SELECT :identity, :key, :fingerprint, comment.body FROM comment
     )
 """
 _ADD_MESSAGES = """
@@ -81,7 +88,20 @@ _ADD_ANSWER = """
     FROM admission LEFT JOIN photo ON true LEFT JOIN comment ON true LEFT JOIN earlier ON true
     LEFT JOIN publishable ON true
 """
-_ADD = text(compact_sql(store.insert_sql(_ADD_MESSAGES, before=_ADD_BEFORE) + _ADD_ANSWER))
+
+
+def _add_statement(*, keyed: bool) -> TextClause:
+    before = _ADD_BEFORE.format(
+        admission=ratelimit.ADMISSION_CTES,
+        earlier=_EARLIER if keyed else _NO_EARLIER,
+        can_see_event=CAN_SEE_EVENT_SQL,
+        remembered=_REMEMBERED if keyed else "",
+    )
+    return text(compact_sql(store.insert_sql(_ADD_MESSAGES, before=before) + _ADD_ANSWER))
+
+
+_ADD_KEYED = _add_statement(keyed=True)
+_ADD = _add_statement(keyed=False)
 
 
 async def add_comment(
@@ -111,17 +131,16 @@ async def add_comment(
         "content": content,
         "created_at": created_at,
         "comment": encode(before_writing.comment),
-        "key": key.key if key else None,
-        "fingerprint": key.fingerprint if key else None,
         "event_prefix": EVENT_PREFIX,
         "channels": [message.channel for message in before_writing.messages],
         "names": [message.name for message in before_writing.messages],
         "payloads": [encode(message.payload) for message in before_writing.messages],
         **visibility_params(principal),
         **uow.insert_params(),
+        **({"key": key.key, "fingerprint": key.fingerprint} if key else {}),
     }
     try:
-        rows = await uow.execute_action(_ADD, params)
+        rows = await uow.execute_action(_ADD_KEYED if key else _ADD, params)
     except IntegrityError as exc:
         if key is not None and idempotency.is_repeated_request(exc):
             raise idempotency.RepeatedRequestError from exc
