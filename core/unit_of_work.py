@@ -53,26 +53,36 @@ class UnitOfWork:
             "backlog_limit": self.settings.relay_batch_size,
         }
 
-    async def execute_action(self, statement: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
+    async def execute_action(
+        self, statement: Executable, params: dict[str, Any], *, repeatable: bool
+    ) -> Sequence[Row[Any]]:
         """Runs the one statement of a ``single_statement`` action, which begins with ``ratelimit.ADMISSION_CTES``
         (parameters added here) and answers at least one row carrying ``admission``'s columns; refuses the action
         (``RateLimitedError``) as that row says.
 
-        Retried once, on a new connection, when the connection turns out to be lost (a pooled connection that died
-        unseen, or one lost while the statement ran): the action must be safe to repeat, as setting a like's state
-        is (had the first run committed, the repeat finds the state set and changes nothing more) and a comment
-        under an idempotency key is (the repeat finds the first run's answer)."""
+        A ``repeatable`` action is run once more, on a new connection, when the connection turns out to be lost (a
+        pooled connection that died unseen, or one lost while the statement ran): setting a like's state is (had the
+        first run committed, the repeat finds the state set and changes nothing more), and so is a comment under an
+        idempotency key (the repeat finds the first run's answer). Where the first run did commit, it took the
+        leases of its channels under this action's publisher: the action publishes what is pending there too."""
         params = {**params, **ratelimit.admission_params(self.limits)}
         try:
             rows = (await self.conn.execute(statement, params)).all()
         except Exception as exc:
-            if not is_connection_lost(exc):
+            if not repeatable or not is_connection_lost(exc):
                 raise
             await _reconnect(self.conn)
             rows = (await self.conn.execute(statement, params)).all()
+            await self._take_over_leases_of_the_lost_run()
         self.admission_checked = True
         ratelimit.refuse_unless_admitted(rows[0].admitted, rows[0].retry_after_seconds)
         return rows
+
+    async def _take_over_leases_of_the_lost_run(self) -> None:
+        held = await publishing.channels_held_by(self.conn, self.publisher)
+        if held:
+            turns = await publishing.claim_channels(self.conn, self.publisher, self.settings, only=held)
+            self.enqueued.merge(store.Enqueued(turns={turn.channel: turn for turn in turns}))
 
     def stored(self, enqueued: store.Enqueued) -> None:
         """What a service's own statement wrote to the outbox, to be published after it like emitted messages."""

@@ -21,6 +21,8 @@ from psycopg import _queries as psycopg_queries
 from psycopg import pq
 from sqlalchemy import TextClause, event, text
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.api.app import create_app
 from core.realtime.memory import MemoryProvider
@@ -251,7 +253,7 @@ async def test_a_connection_lost_under_the_first_statement_is_retried_once_on_a_
         assert await conn.scalar(text("SELECT like_count FROM photos WHERE id = :id"), {"id": int(photo_id)}) == 1
 
 
-async def test_a_comment_whose_pooled_connection_is_found_lost_is_stored_once_on_a_new_one(
+async def test_a_keyed_comment_whose_pooled_connection_is_found_lost_is_stored_once_on_a_new_one(
     single_connection_api: Api,
 ) -> None:
     api = single_connection_api
@@ -260,7 +262,9 @@ async def test_a_comment_whose_pooled_connection_is_found_lost_is_stored_once_on
 
     with first_checkout_lost(api.runtime):
         response = await api.client.post(
-            f"/api/photos/{photo_id}/comments", json={"authorName": "Ana", "content": "lovely"}, headers=bearer(guest)
+            f"/api/photos/{photo_id}/comments",
+            json={"authorName": "Ana", "content": "lovely"},
+            headers={**bearer(guest), "X-Mutation-Id": "c-1"},
         )
 
     assert response.status_code == 201, response.text
@@ -374,3 +378,63 @@ async def test_statements_are_prepared_only_where_the_setting_allows(runtime: Ru
     assert len(like_statements) == (1 if prepared else 0), statements
     if not prepared:
         assert statements == []
+
+
+@contextmanager
+def answer_lost_after_commit(marker: str) -> Iterator[list[str]]:
+    """The first statement containing ``marker`` runs and commits, and then its connection is reported lost, as when
+    the network drops between the server's commit and its answer. Yields the statements that were lost so."""
+    original = AsyncConnection.execute
+    lost: list[str] = []
+
+    async def execute(self: AsyncConnection, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await original(self, statement, *args, **kwargs)
+        if not lost and marker in str(statement):
+            lost.append(str(statement))
+            raise DBAPIError(str(statement), None, ConnectionResetError("lost"), connection_invalidated=True)
+        return result
+
+    AsyncConnection.execute = execute  # type: ignore[method-assign]
+    try:
+        yield lost
+    finally:
+        AsyncConnection.execute = original  # type: ignore[method-assign]
+    assert lost, f"no statement with {marker!r} ran"
+
+
+async def test_a_keyed_comment_whose_answer_was_lost_after_commit_is_answered_and_published_once(
+    api: Api, provider: MemoryProvider
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+
+    with answer_lost_after_commit("INSERT INTO comments"):
+        response = await api.client.post(
+            f"/api/photos/{photo_id}/comments",
+            json={"authorName": "Ana", "content": "lovely"},
+            headers={**bearer(guest), "Idempotency-Key": "lost-answer"},
+        )
+
+    assert response.status_code == 201, response.text
+    async with api.runtime.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM comments")) == 1
+        # the lost run's leases were taken over, not left to expire
+        assert await conn.scalar(text("SELECT count(*) FROM channel_sequences WHERE publisher IS NOT NULL")) == 0
+    published = sorted((event.channel, event.name) for call in provider.publish_calls for event in call)
+    assert published == [("admin", "notification:new-comment"), ("event:wedding", "comment:added")]
+    assert [event.data["comment"] for call in provider.publish_calls for event in call] == [response.json()] * 2
+
+
+async def test_a_comment_without_a_key_whose_answer_was_lost_is_not_stored_twice(api: Api) -> None:
+    photo_id, _ = await api.event("wedding")
+    guest = await api.guest()
+
+    with answer_lost_after_commit("INSERT INTO comments"):
+        response = await api.client.post(
+            f"/api/photos/{photo_id}/comments", json={"authorName": "Ana", "content": "lovely"}, headers=bearer(guest)
+        )
+
+    # nothing tells a repeat that the lost run committed: the client is told, and decides
+    assert response.status_code == 503, response.text
+    async with api.runtime.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM comments")) == 1

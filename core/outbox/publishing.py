@@ -202,7 +202,7 @@ _CLAIM = text(
     free AS (
         SELECT cs.channel FROM channel_sequences cs
         WHERE cs.channel IN (SELECT channel FROM due)
-            AND (cs.publisher IS NULL OR cs.publisher_until <= statement_timestamp())
+            AND (cs.publisher IS NULL OR cs.publisher_until <= statement_timestamp() OR cs.publisher = :publisher)
         ORDER BY cs.channel
         LIMIT :channel_limit
         FOR UPDATE SKIP LOCKED
@@ -304,6 +304,13 @@ async def may_publish(
     return may
 
 
+_HELD_BY = text("SELECT channel FROM channel_sequences WHERE publisher = :publisher ORDER BY channel")
+
+
+async def channels_held_by(conn: AsyncConnection, publisher: str) -> list[str]:
+    return list((await conn.scalars(_HELD_BY, {"publisher": publisher})).all())
+
+
 async def claim_channels(
     conn: AsyncConnection,
     publisher: str,
@@ -312,8 +319,8 @@ async def claim_channels(
     only: Sequence[str] | None = None,
     channel_limit: int | None = None,
 ) -> list[ChannelTurn]:
-    """Takes the lease of channels with due pending events whose lease is free or expired (of ``only``, where
-    given). Their events are read by the first round of ``publish_turns``."""
+    """Takes the lease of channels with due pending events whose lease is free, expired or already ``publisher``'s
+    (of ``only``, where given). Their events are read by the first round of ``publish_turns``."""
     result = await conn.execute(
         _CLAIM,
         {

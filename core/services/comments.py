@@ -118,8 +118,9 @@ async def add_comment(
     ``single_statement`` action). With ``key``, a repeat answers what the first stored (``EarlierAnswer``) and
     changes nothing; two copies racing each other raise ``idempotency.RepeatedRequestError`` in the second.
 
-    Without a key, a comment whose statement ran but whose connection was lost before the answer came back is
-    stored twice when the action is retried, as a client's own retry without a key would be."""
+    Only a comment with a key is run again when its connection is lost (``UnitOfWork.execute_action``): without
+    one, a repeat of a run that committed would store it twice, so the loss fails the request (503) and the client
+    decides, as it would for any request whose answer it did not get."""
     created_at = datetime.now(UTC)
     before_writing = messages.comment_added_before_writing(
         photo_id=photo_id, author_name=author_name, content=content, created_at=created_at, mutation_id=mutation_id
@@ -140,7 +141,8 @@ async def add_comment(
         **({"key": key.key, "fingerprint": key.fingerprint} if key else {}),
     }
     try:
-        rows = await uow.execute_action(_ADD_KEYED if key else _ADD, params)
+        # without a key, a repeat of a run that committed would store the comment twice
+        rows = await uow.execute_action(_ADD_KEYED if key else _ADD, params, repeatable=key is not None)
     except IntegrityError as exc:
         if key is not None and idempotency.is_repeated_request(exc):
             raise idempotency.RepeatedRequestError from exc

@@ -106,7 +106,7 @@ async def set_like(
         **visibility_params(principal),
         **uow.insert_params(),
     }
-    rows = await uow.execute_action(_LIKE if liked else _UNLIKE, params)
+    rows = await uow.execute_action(_LIKE if liked else _UNLIKE, params, repeatable=True)
     answer = rows[0]
     if answer.photo_id is None:
         raise photo_not_found(photo_id)
