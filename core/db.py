@@ -64,9 +64,19 @@ def is_connection_lost(exc: BaseException) -> bool:
 _SPACE_INSIDE_PARENTHESES = re.compile(r"(?<=\()\s+|\s+(?=\))")
 
 
+# What compacting could change the meaning of: a comment (which would swallow what a newline ended), a dollar-quoted
+# string, and whitespace inside a quoted literal or identifier (where it is data).
+_COMMENT_OR_DOLLAR_QUOTE = re.compile(r"--|/\*|\$\$")
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
 def compact_sql(sql: str) -> str:
     """``sql`` with each run of whitespace made one space, and none just inside parentheses: psycopg caches its
     conversion of a statement's placeholders only for statements up to 4 KB, and the like's is just over that as
-    written (measured at about 5% of a like's CPU). For SQL with no comments, and no string literal holding
-    whitespace."""
+    written (measured at about 5% of a like's CPU). Refuses SQL that compacting could change (a comment, or
+    whitespace inside quotes)."""
+    found = _COMMENT_OR_DOLLAR_QUOTE.search(sql)
+    spaced = [quoted for quoted in _QUOTED.findall(sql) if any(character.isspace() for character in quoted)]
+    if found or spaced:
+        raise ValueError(f"compacting would change this SQL at {found.group() if found else spaced[0]!r}")
     return _SPACE_INSIDE_PARENTHESES.sub("", " ".join(sql.split()))
