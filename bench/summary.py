@@ -174,8 +174,10 @@ def table(folder: Path) -> str:
     storm = _load(folder, "storm")
     if storm:
         rows += _storm_rows(storm)
-    loads = [
-        f"{name}: {data['load_average_before'][0]:g}"
+    # Benchmarks may have been run at different times, even on different machines (``--only``): each says its own.
+    measured = [
+        f"{name} at {data['when']} on {data['machine']['cpus']} CPUs ({data['machine']['cpu_model']}), "
+        f"load {data['load_average_before'][0]:g}"
         for name in ("fanout", "coldstart", "round_trips", "concurrency", "paths", "storm")
         if (data := _load(folder, name))
     ]
@@ -186,9 +188,8 @@ def table(folder: Path) -> str:
     if first:
         described = first["machine"]
         context = (
-            f"\n\nMeasured {first['when']} on {described['cpus']} CPUs ({described['cpu_model']}), Python "
-            f"{described['python']}, Node {described['node']}; 1-minute load average at the start of each "
-            f"benchmark: {', '.join(loads)}."
+            f"\n\nPython {described['python']}, Node {described['node']}. Each benchmark, when it was measured, on"
+            f" what, and the 1-minute load average at its start: {'; '.join(measured)}."
         )
     return "\n".join(lines) + context + "\n"
 

@@ -37,8 +37,8 @@ def _comment_from_row(row: Any) -> Comment:
 # under the key, in front of the outbox insert (core.outbox.store), whose input is the two messages completed with
 # the event's slug and the comment's id. Nothing is stored where the attempt was refused, the key was used before
 # (its answer is read instead) or the photo is not found. Two copies of a keyed request racing each other both
-# find no earlier answer; the second one's ``remembered`` waits on the first's row and then fails on the key, which
-# undoes the whole statement, the comment and its messages with it. A comment sent without a key runs the same
+# find no earlier answer (each reads as of its statement's start); the second one's ``remembered`` then fails on
+# the key the first stored, which undoes its whole statement, the comment and its messages with it. A comment sent without a key runs the same
 # statement without the key's two CTEs, which Postgres would otherwise parse and plan for nothing.
 _EARLIER = """
     earlier AS (
