@@ -17,16 +17,20 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
     held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
     async def release() -> None:
-        while True:
-            due, chunk = await held.get()
-            if not chunk:
-                break
-            wait = due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            writer.write(chunk)
-            await writer.drain()
-        writer.close()
+        try:
+            while True:
+                due, chunk = await held.get()
+                if not chunk:
+                    break
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass  # the far side went away: what is left of this direction has nowhere to go
+        finally:
+            writer.close()
 
     releasing = asyncio.create_task(release())
     try:
@@ -48,7 +52,11 @@ def delaying_proxy(target_host: str, target_port: int, *, one_way_ms: float) -> 
     port: list[int] = []
 
     async def connect(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection(target_host, target_port)
+        try:
+            server_reader, server_writer = await asyncio.open_connection(target_host, target_port)
+        except OSError:
+            client_writer.close()  # as the database would: the client sees the connection refused
+            return
         delay = one_way_ms / 1000
         await asyncio.gather(_pipe(client_reader, server_writer, delay), _pipe(server_reader, client_writer, delay))
 
@@ -61,9 +69,12 @@ def delaying_proxy(target_host: str, target_port: int, *, one_way_ms: float) -> 
 
     thread = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
     thread.start()
-    started.wait(10)
+    if not started.wait(10):
+        raise RuntimeError("the delaying proxy did not start listening within 10 s")
     try:
         yield port[0]
     finally:
         loop.call_soon_threadsafe(stopping.set)
         thread.join(10)
+        if not thread.is_alive():
+            loop.close()
