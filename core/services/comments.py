@@ -38,8 +38,9 @@ def _comment_from_row(row: Any) -> Comment:
 # the event's slug and the comment's id. Nothing is stored where the attempt was refused, the key was used before
 # (its answer is read instead) or the photo is not found. Two copies of a keyed request racing each other both
 # find no earlier answer (each reads as of its statement's start); the second one's ``remembered`` then fails on
-# the key the first stored, which undoes its whole statement, the comment and its messages with it. A comment sent without a key runs the same
-# statement without the key's two CTEs, which Postgres would otherwise parse and plan for nothing.
+# the key the first stored, which undoes its whole statement, the comment and its messages with it. A comment sent
+# without a key runs the same statement without the key's two CTEs, which Postgres would otherwise parse and plan
+# for nothing.
 _EARLIER = """
     earlier AS (
         SELECT fingerprint, answer FROM idempotent_requests WHERE identity = :identity AND key = :key
@@ -141,7 +142,6 @@ async def add_comment(
         **({"key": key.key, "fingerprint": key.fingerprint} if key else {}),
     }
     try:
-        # without a key, a repeat of a run that committed would store the comment twice
         rows = await uow.execute_action(_ADD_KEYED if key else _ADD, params, repeatable=key is not None)
     except IntegrityError as exc:
         if key is not None and idempotency.is_repeated_request(exc):
