@@ -71,6 +71,12 @@ class EarlierAnswer:
     answer: dict[str, Any]
 
 
+def key_for(given: str | None, operation: str, **request: Any) -> Key | None:
+    """The key a request was sent with (None where it was sent with none), with the fingerprint of ``operation``
+    on ``request``."""
+    return Key(given, fingerprint(operation, **request)) if given is not None else None
+
+
 def answer_under(key: Key, stored_fingerprint: str, stored_answer: dict[str, Any]) -> EarlierAnswer:
     """The answer stored under ``key``, where it was stored for the same request."""
     if stored_fingerprint != key.fingerprint:
@@ -91,10 +97,10 @@ async def earlier_answer(conn: AsyncConnection, *, identity: str, key: Key) -> d
     return answer_under(key, row.fingerprint, row.answer).answer
 
 
-async def remember(conn: AsyncConnection, *, identity: str, key: str, fingerprint: str, answer: dict[str, Any]) -> None:
+async def remember(conn: AsyncConnection, *, identity: str, key: Key, answer: dict[str, Any]) -> None:
     """Stores the answer inside the action's transaction; raises ``RepeatedRequestError`` where a copy of the
     request committed first."""
-    params = {"identity": identity, "key": key, "fingerprint": fingerprint, "answer": json.dumps(answer)}
+    params = {"identity": identity, "key": key.key, "fingerprint": key.fingerprint, "answer": json.dumps(answer)}
     if (await conn.execute(_REMEMBER, params)).first() is None:
         raise RepeatedRequestError
 

@@ -43,8 +43,7 @@ async def _once(
     runtime: Runtime,
     principal: Principal,
     *,
-    key: str | None,
-    fingerprint: str,
+    key: idempotency.Key | None,
     answer_type: type[Answer],
     work: Callable[[UnitOfWork], Awaitable[Answer]],
 ) -> Answer:
@@ -55,18 +54,16 @@ async def _once(
         async with transaction(runtime, rate_limit_key=identity) as uow:
             if key is None:
                 return await work(uow)
-            earlier = await idempotency.earlier_answer(
-                uow.conn, identity=identity, key=idempotency.Key(key, fingerprint)
-            )
+            earlier = await idempotency.earlier_answer(uow.conn, identity=identity, key=key)
             if earlier is not None:
                 return answer_type.model_validate(earlier)
             answer = await work(uow)
             remembered = answer.model_dump(mode="json", by_alias=True)
-            await idempotency.remember(uow.conn, identity=identity, key=key, fingerprint=fingerprint, answer=remembered)
+            await idempotency.remember(uow.conn, identity=identity, key=key, answer=remembered)
             return answer
     except idempotency.RepeatedRequestError:
         assert key is not None  # only a keyed request can be repeated
-        return await _answer_of_first_copy(runtime, principal, idempotency.Key(key, fingerprint), answer_type)
+        return await _answer_of_first_copy(runtime, principal, key, answer_type)
 
 
 async def _answer_of_first_copy(
@@ -108,13 +105,13 @@ async def add_comment(
 ) -> CommentOut:
     """``idempotency_key`` (or else ``mutation_id``) makes a retry answer the first comment instead of a second.
     Counted against the caller's identity and, where known, its client address."""
-    given_key = idempotency_key or mutation_id
-    key: idempotency.Key | None = None
-    if given_key is not None:
-        fingerprint = idempotency.fingerprint(
-            "comment:add", photo_id=photo_id, author_name=comment.author_name, content=comment.content
-        )
-        key = idempotency.Key(given_key, fingerprint)
+    key = idempotency.key_for(
+        idempotency_key or mutation_id,
+        "comment:add",
+        photo_id=photo_id,
+        author_name=comment.author_name,
+        content=comment.content,
+    )
     try:
         async with single_statement(runtime, rate_limit_key=principal.subject, client_address=client_address) as uow:
             added = await comments.add_comment(
@@ -151,15 +148,10 @@ async def set_comment_status(
         )
         return ModeratedCommentOut.with_status(comment, status=status, event_slug=slug)
 
-    fingerprint = idempotency.fingerprint("comment:status", comment_id=comment_id, status=change.status)
-    return await _once(
-        runtime,
-        admin,
-        key=idempotency_key or mutation_id,
-        fingerprint=fingerprint,
-        answer_type=ModeratedCommentOut,
-        work=moderate,
+    key = idempotency.key_for(
+        idempotency_key or mutation_id, "comment:status", comment_id=comment_id, status=change.status
     )
+    return await _once(runtime, admin, key=key, answer_type=ModeratedCommentOut, work=moderate)
 
 
 async def delete_comment(
@@ -169,10 +161,8 @@ async def delete_comment(
         await comments.delete_comment(uow, comment_id=comment_id, mutation_id=mutation_id)
         return _Done()
 
-    fingerprint = idempotency.fingerprint("comment:delete", comment_id=comment_id)
-    await _once(
-        runtime, admin, key=idempotency_key or mutation_id, fingerprint=fingerprint, answer_type=_Done, work=delete
-    )
+    key = idempotency.key_for(idempotency_key or mutation_id, "comment:delete", comment_id=comment_id)
+    await _once(runtime, admin, key=key, answer_type=_Done, work=delete)
 
 
 async def create_event(runtime: Runtime, admin: Principal, *, event: EventCreateIn) -> EventCreatedOut:
