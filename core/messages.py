@@ -59,19 +59,29 @@ def like_changed(*, slug: str, photo_id: int, like_count: int, liked: bool, muta
 
 # What only the statement that writes a like learns: the photo's event and its new count (core/services/likes.py).
 LIKE_FILLED_IN_BY_STATEMENT = ("eventSlug", "likeCount")
+# A message built before writing is built with what the statement fills in at its largest, so that its size is
+# checked against the limit before anything is written.
 _LONGEST_SLUG = "a" * SLUG_MAX_LENGTH
-_LARGEST_COUNT = 2**63 - 1
+_LARGEST_BIGINT = 2**63 - 1
+
+
+def _before_writing(message: PendingMessage, filled_in_by_statement: tuple[str, ...]) -> PendingMessage:
+    """``message`` (built at its largest) less what the statement fills in: an event channel's message goes on
+    ``EVENT_PREFIX`` (the statement appends the slug), its payload without ``filled_in_by_statement``."""
+    return PendingMessage(
+        EVENT_PREFIX if message.channel.startswith(EVENT_PREFIX) else message.channel,
+        message.name,
+        {key: value for key, value in message.payload.items() if key not in filled_in_by_statement},
+    )
 
 
 def like_changed_before_writing(*, photo_id: int, liked: bool, mutation_id: str | None) -> PendingMessage:
-    """``like_changed`` as far as it is known before the like is written: the channel is the event channel's prefix
-    (the statement appends the slug) and the payload lacks ``LIKE_FILLED_IN_BY_STATEMENT``. Its size is checked with
-    those at their largest."""
+    """``like_changed`` as far as it is known before the like is written (``_before_writing``, less
+    ``LIKE_FILLED_IN_BY_STATEMENT``)."""
     largest = like_changed(
-        slug=_LONGEST_SLUG, photo_id=photo_id, like_count=_LARGEST_COUNT, liked=liked, mutation_id=mutation_id
+        slug=_LONGEST_SLUG, photo_id=photo_id, like_count=_LARGEST_BIGINT, liked=liked, mutation_id=mutation_id
     )
-    payload = {key: value for key, value in largest.payload.items() if key not in LIKE_FILLED_IN_BY_STATEMENT}
-    return PendingMessage(EVENT_PREFIX, largest.name, payload)
+    return _before_writing(largest, LIKE_FILLED_IN_BY_STATEMENT)
 
 
 def comment_added(*, slug: str, comment: Comment, mutation_id: str | None) -> list[PendingMessage]:
@@ -96,7 +106,6 @@ def comment_added(*, slug: str, comment: Comment, mutation_id: str | None) -> li
 # What only the statement that stores a comment learns: the event's slug, and the comment's id (core/services/
 # comments.py), which the statement adds to ``comment`` as the comment's ``id``.
 COMMENT_FILLED_IN_BY_STATEMENT = ("eventSlug", "comment")
-_LARGEST_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -112,23 +121,15 @@ class CommentBeforeWriting:
 def comment_added_before_writing(
     *, photo_id: int, author_name: str, content: str, created_at: datetime, mutation_id: str | None
 ) -> CommentBeforeWriting:
-    """``comment_added`` for a comment not yet stored; its sizes are checked with its id and slug at their
-    largest."""
+    """``comment_added`` for a comment not yet stored (``_before_writing``, less
+    ``COMMENT_FILLED_IN_BY_STATEMENT``)."""
     largest = Comment(
-        id=_LARGEST_ID, photo_id=photo_id, author_name=author_name, content=content, created_at=created_at
+        id=_LARGEST_BIGINT, photo_id=photo_id, author_name=author_name, content=content, created_at=created_at
     )
     pending = comment_added(slug=_LONGEST_SLUG, comment=largest, mutation_id=mutation_id)
     comment = {key: value for key, value in comment_json(largest).items() if key != "id"}
     return CommentBeforeWriting(
-        comment,
-        [
-            PendingMessage(
-                EVENT_PREFIX if message.channel.startswith(EVENT_PREFIX) else message.channel,
-                message.name,
-                {key: value for key, value in message.payload.items() if key not in COMMENT_FILLED_IN_BY_STATEMENT},
-            )
-            for message in pending
-        ],
+        comment, [_before_writing(message, COMMENT_FILLED_IN_BY_STATEMENT) for message in pending]
     )
 
 
