@@ -64,14 +64,18 @@ class UnitOfWork:
         pooled connection that died unseen, or one lost while the statement ran): setting a like's state is (had the
         first run committed, the repeat finds the state set and changes nothing more), and so is a comment under an
         idempotency key (the repeat finds the first run's answer). Where the first run did commit, it took the
-        leases of its channels under this action's publisher: the action publishes what is pending there too."""
+        leases of its channels under this action's publisher: after a repeat the action publishes what is pending
+        there too; an action that is not repeated frees them before it fails."""
         params = {**params, **ratelimit.admission_params(self.limits)}
         try:
             rows = (await self.conn.execute(statement, params)).all()
         except Exception as exc:
-            if not repeatable or not is_connection_lost(exc):
+            if not is_connection_lost(exc):
                 raise
             await _reconnect(self.conn)
+            if not repeatable:
+                await publishing.release_leases_of(self.conn, self.publisher)
+                raise
             rows = (await self.conn.execute(statement, params)).all()
             await self._take_over_leases_of_the_lost_run()
         self.admission_checked = True

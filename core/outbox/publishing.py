@@ -305,10 +305,19 @@ async def may_publish(
 
 
 _HELD_BY = text("SELECT channel FROM channel_sequences WHERE publisher = :publisher ORDER BY channel")
+_RELEASE_ALL_OF = text(
+    "UPDATE channel_sequences SET publisher = NULL, publisher_until = NULL WHERE publisher = :publisher"
+)
 
 
 async def channels_held_by(conn: AsyncConnection, publisher: str) -> list[str]:
     return list((await conn.scalars(_HELD_BY, {"publisher": publisher})).all())
+
+
+async def release_leases_of(conn: AsyncConnection, publisher: str) -> None:
+    """Frees every lease ``publisher`` holds, for each channel's next writer (which reads its pending events along)
+    or the relay."""
+    await conn.execute(_RELEASE_ALL_OF, {"publisher": publisher})
 
 
 async def claim_channels(
