@@ -68,7 +68,10 @@ def socket_settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def live(socket_settings: Settings) -> AsyncIterator[LiveServer]:
-    """The API and a Socket.IO node serving on loopback, as ``hafi-realtime socketio`` runs it."""
+async def live(socket_settings: Settings, session_runtime: Runtime) -> AsyncIterator[LiveServer]:
+    """The API and a Socket.IO node serving on loopback, as ``hafi-realtime socketio`` runs it, on an empty
+    database as ``runtime`` gives: what an earlier test left pending on the admins' channel would otherwise go out
+    with this test's first message there, as one group."""
+    await empty_tables(session_runtime.engine)
     async with live_node(socket_settings) as server:
         yield server
