@@ -61,7 +61,7 @@ def is_connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-_SPACE_INSIDE_PARENTHESES = re.compile(r"(?<=\()\s+|\s+(?=\))")
+_SPACE_AROUND_PARENTHESES_AND_COMMAS = re.compile(r"(?<=[(,])\s+|\s+(?=[),])")
 
 
 # What compacting could change the meaning of: a comment (which would swallow what a newline ended), a dollar-quoted
@@ -71,12 +71,12 @@ _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 
 
 def compact_sql(sql: str) -> str:
-    """``sql`` with each run of whitespace made one space, and none just inside parentheses: psycopg caches its
-    conversion of a statement's placeholders only for statements up to 4 KB, and the like's is just over that as
-    written (measured at about 5% of a like's CPU). Refuses SQL that compacting could change (a comment, or
-    whitespace inside quotes)."""
+    """``sql`` with each run of whitespace made one space, and none just inside parentheses or around a comma:
+    psycopg caches its conversion of a statement's placeholders only for statements up to 4 KB, and the like's is
+    over that as written (measured at about 5% of a like's CPU). Refuses SQL that compacting could change (a
+    comment, or whitespace inside quotes)."""
     found = _COMMENT_OR_DOLLAR_QUOTE.search(sql)
     spaced = [quoted for quoted in _QUOTED.findall(sql) if any(character.isspace() for character in quoted)]
     if found or spaced:
         raise ValueError(f"compacting would change this SQL at {found.group() if found else spaced[0]!r}")
-    return _SPACE_INSIDE_PARENTHESES.sub("", " ".join(sql.split()))
+    return _SPACE_AROUND_PARENTHESES_AND_COMMAS.sub("", " ".join(sql.split()))

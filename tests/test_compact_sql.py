@@ -7,7 +7,7 @@ import pytest
 from core.db import compact_sql
 
 
-def test_whitespace_runs_become_one_space_and_none_stays_inside_parentheses() -> None:
+def test_whitespace_runs_become_one_space_and_none_stays_inside_parentheses_or_around_commas() -> None:
     sql = """
         WITH photo AS (
             SELECT p.id,   e.slug FROM photos p
@@ -16,7 +16,7 @@ def test_whitespace_runs_become_one_space_and_none_stays_inside_parentheses() ->
         SELECT * FROM photo
     """
     assert compact_sql(sql) == (
-        "WITH photo AS (SELECT p.id, e.slug FROM photos p"
+        "WITH photo AS (SELECT p.id,e.slug FROM photos p"
         " WHERE p.id = :photo_id AND e.slug = 'a-b' AND e.title <> 'it''s') SELECT * FROM photo"
     )
 

@@ -20,8 +20,8 @@ PENDING_DUE = "o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt
 # What follows the caller's ``input(channel, event, payload, ord)`` CTE. Each channel's sequence row is bumped once
 # by the count of its events (in channel order, so concurrent writers lock sequence rows in the same order), then
 # every event takes its number in the order given. The same row carries the channel's publish lease: a writer
-# takes it when it is free or expired (its holder died), and keeps the row locked until commit, which is what
-# keeps a holder from releasing the lease while this writer's events are still invisible to it. ``publishable``
+# takes it when it is free (no expiry) or expired (its holder died), and keeps the row locked until commit, which is
+# what keeps a holder from releasing the lease while this writer's events are still invisible to it. ``publishable``
 # holds the events this statement stored (``own``) and, on each channel whose lease it took, the channel's earlier
 # pending events, which are this writer's to publish too: those after ``published_seq``, read from the row's latest
 # version, so that events a holder published just before releasing are not taken for pending ones (this
@@ -36,10 +36,9 @@ numbered AS (
     SELECT channel, n, :publisher, statement_timestamp() + make_interval(secs => :lease) FROM counts ORDER BY channel
     ON CONFLICT (channel) DO UPDATE SET
         last_seq = cs.last_seq + EXCLUDED.last_seq,
-        publisher = CASE WHEN cs.publisher IS NULL OR cs.publisher_until <= statement_timestamp()
-                         THEN EXCLUDED.publisher ELSE cs.publisher END,
-        publisher_until = CASE WHEN cs.publisher IS NULL OR cs.publisher_until <= statement_timestamp()
-                               THEN EXCLUDED.publisher_until ELSE cs.publisher_until END
+        publisher = CASE WHEN cs.publisher_until > statement_timestamp() THEN cs.publisher ELSE EXCLUDED.publisher END,
+        publisher_until = CASE WHEN cs.publisher_until > statement_timestamp() THEN cs.publisher_until
+                               ELSE EXCLUDED.publisher_until END
     RETURNING channel, last_seq, published_seq, publisher = :publisher AS leased,
         greatest(extract(epoch FROM next_publish_at - clock_timestamp()), 0)::float8 AS wait_seconds
 ),
@@ -53,9 +52,7 @@ inserted AS (
     RETURNING id, channel, seq, event, payload, created_at, attempts
 ),
 publishable AS (
-    SELECT i.id, i.channel, i.seq, i.event, i.payload, i.created_at, i.attempts,
-           true AS own, s.leased, s.wait_seconds
-    FROM inserted i JOIN numbered s USING (channel)
+    SELECT i.*, true AS own, s.leased, s.wait_seconds FROM inserted i JOIN numbered s USING (channel)
     UNION ALL
     SELECT o.id, o.channel, o.seq, o.event, o.payload, o.created_at, o.attempts,
            false AS own, true AS leased, s.wait_seconds
