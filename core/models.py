@@ -150,14 +150,17 @@ class OutboxMessage(Base):
 
 
 class RateLimit(Base):
-    """The times of a key's attempts within its window, oldest first; functions are stateless, so they live here
-    (see core.ratelimit)."""
+    """A key's admitted attempts within its window, counted per second, oldest first; functions are stateless, so
+    they live here (see core.ratelimit)."""
 
     __tablename__ = "rate_limits"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    # stored uncompressed (migration 0008): rewritten on every attempt, up to a limit's count of timestamps
-    attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+    # the seconds (whole, ascending) in which attempts were admitted, and how many in each
+    seconds: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    # the time of the statement that admitted the last attempt: how it tells that it admitted one
+    last_admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     window_seconds: Mapped[int] = mapped_column(Integer, server_default=text("60"))
 
 

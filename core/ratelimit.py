@@ -1,12 +1,18 @@
 """Sliding-window limits kept in Postgres (a stateless function has no memory): actions per identity and per client
 address, identities minted per address, credential checks and failures.
 
-Each key has one row holding the times of its admitted attempts within its window, at most ``limit`` of them. An
-attempt is admitted, and its time appended, only while fewer than ``limit`` are in the window; the check and the
-append are one statement under the row's lock, so concurrent attempts cannot all slip under the limit. A refused
-attempt writes nothing, so the row never grows however hard a client hammers, and there is room again once the
-oldest admitted attempt leaves the window. A sliding window has no edge at which a fresh minute lets a second burst
-through."""
+Each key has one row counting its admitted attempts within its window per second: the seconds in which attempts
+were admitted, and how many in each. An attempt is admitted, and counted in its second, only while fewer than
+``limit`` are in the window; the check and the count are one statement under the row's lock, so concurrent attempts
+cannot all slip under the limit. A refused attempt writes nothing, so the row never grows however hard a client
+hammers, and there is room again once the oldest admitted second leaves the window. A row lists at most one entry
+per second of its window however high its limit (a venue's address makes up to 1,200 attempts a minute), so what an
+attempt reads and writes under the lock stays small.
+
+The window slides by whole seconds: an attempt counts from the start of its second for ``window_seconds``, so it
+leaves the window up to a second before it would at full resolution, and a ``Retry-After`` is at most the window.
+There is no edge at which a fresh minute lets a second burst through: at most ``limit`` attempts fall in any
+``window_seconds - 1`` seconds."""
 
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ KEY_MAX_LENGTH = 200
 
 @dataclass(frozen=True)
 class Limit:
-    """At most ``limit`` attempts by ``key`` in any ``window_seconds``."""
+    """At most ``limit`` attempts by ``key`` in a window of ``window_seconds``, sliding by whole seconds."""
 
     key: str
     limit: int
@@ -55,25 +61,32 @@ def bounded_key(key: str) -> str:
     return f"{key[: KEY_MAX_LENGTH - len(digest) - 1]}#{digest}"
 
 
-# Every key's row is locked in one order by every statement, so two that lock the same keys cannot deadlock.
+# Every key's row is locked in one order by every statement, so two that lock the same keys cannot deadlock. Of the
+# row, what is still in the window is kept (``s``, ``c``: seconds and counts). An admitted attempt is counted in the
+# second its statement began, or in the row's latest second where that one is later (``late``: the statement began
+# earlier but got the lock later; null when nothing is kept), so the seconds stay in order and each is listed once.
 _ADMIT_SQL = """
-    INSERT INTO rate_limits AS r (key, attempts, window_seconds)
-    SELECT given.key, ARRAY[now()], given.window_seconds
-    FROM unnest(CAST(:limit_keys AS text[]), CAST(:limit_windows AS integer[])) AS given(key, window_seconds)
-    ORDER BY given.key
-    ON CONFLICT (key) DO UPDATE SET window_seconds = excluded.window_seconds, attempts = (
-        SELECT CASE WHEN cardinality(recent)
-                         < (CAST(:limit_counts AS integer[]))[array_position(CAST(:limit_keys AS text[]), r.key)]
-                    THEN recent || now() ELSE recent END
-        FROM (
-            SELECT ARRAY(
-                SELECT t FROM unnest(r.attempts) AS t
-                WHERE t > now() - make_interval(secs => excluded.window_seconds) ORDER BY t
-            ) AS recent
-        ) AS in_window
-    )
-    RETURNING key, attempts[cardinality(attempts)] = now() AS admitted, now() AS admitted_at,
-        extract(epoch FROM attempts[1] + make_interval(secs => window_seconds) - now()) AS seconds_left
+    INSERT INTO rate_limits AS r (key, seconds, counts, last_admitted_at, window_seconds)
+    SELECT g.key, ARRAY[date_trunc('second', now())], ARRAY[1], now(), g.window_seconds
+    FROM unnest(CAST(:limit_keys AS text[]), CAST(:limit_windows AS int[])) AS g(key, window_seconds) ORDER BY g.key
+    ON CONFLICT (key) DO UPDATE SET window_seconds = excluded.window_seconds,
+        (seconds, counts, last_admitted_at) = (
+            SELECT CASE WHEN NOT admit OR late THEN s ELSE s || excluded.seconds END,
+                CASE WHEN NOT admit THEN c WHEN late THEN c[1 : cardinality(c) - 1] || (c[cardinality(c)] + 1)
+                    ELSE c || 1 END,
+                CASE WHEN admit THEN now() ELSE r.last_admitted_at END
+            FROM (
+                SELECT coalesce(array_agg(b.t ORDER BY b.t), '{}') AS s,
+                    coalesce(array_agg(b.n ORDER BY b.t), '{}') AS c,
+                    max(b.t) >= excluded.seconds[1] AS late,
+                    coalesce(sum(b.n), 0)
+                        < (CAST(:limit_counts AS int[]))[array_position(CAST(:limit_keys AS text[]), r.key)] AS admit
+                FROM unnest(r.seconds, r.counts) AS b(t, n)
+                WHERE b.t > now() - make_interval(secs => excluded.window_seconds) AND b.n > 0
+            ) AS kept
+        )
+    RETURNING key, last_admitted_at = now() AS admitted, now() AS admitted_at,
+        extract(epoch FROM seconds[1] - now()) + window_seconds AS seconds_left
 """
 _ADMIT = text(_ADMIT_SQL)
 
@@ -91,21 +104,27 @@ ADMISSION_CTES = f"""
 """
 
 
-# Takes back one admitted attempt (the one made at :at) from each key: a credential check that turned out right.
+# Takes back one admitted attempt (the one made at :at) from each key: a credential check that turned out right. It
+# was counted in :at's second or a later one (see _ADMIT_SQL); the first of those still counting one gives it back.
 # Locks its rows in key order, as _ADMIT does: an UPDATE alone takes them in whatever order it finds them, and two
 # statements taking the same rows in opposite orders deadlock (seen with a venue's guests unlocking at once).
 _GIVE_BACK = text(
     """
-    UPDATE rate_limits AS r SET attempts = r.attempts[1 : array_position(r.attempts, :at) - 1]
-        || r.attempts[array_position(r.attempts, :at) + 1 : cardinality(r.attempts)]
+    UPDATE rate_limits AS r SET counts = (
+        SELECT array_agg(CASE WHEN b.i = taken.i THEN b.n - 1 ELSE b.n END ORDER BY b.i)
+        FROM unnest(r.counts) WITH ORDINALITY AS b(n, i), (
+            SELECT min(c.i) AS i FROM unnest(r.seconds, r.counts) WITH ORDINALITY AS c(second, n, i)
+            WHERE c.second >= date_trunc('second', :at) AND c.n > 0
+        ) AS taken
+    )
     FROM (SELECT key FROM rate_limits WHERE key = ANY(:keys) ORDER BY key FOR UPDATE) AS locked
-    WHERE r.key = locked.key AND :at = ANY(r.attempts)
+    WHERE r.key = locked.key
     """
 ).bindparams(bindparam("keys", type_=ARRAY(String())), bindparam("at", type_=DateTime(timezone=True)))
 
 _PRUNE = text(
-    "DELETE FROM rate_limits WHERE attempts[cardinality(attempts)] <= now() - make_interval(secs => window_seconds)"
-    " OR cardinality(attempts) = 0"
+    "DELETE FROM rate_limits WHERE coalesce("
+    "seconds[cardinality(seconds)] <= now() - make_interval(secs => window_seconds), true)"
 )
 
 

@@ -38,17 +38,24 @@ def test_every_migration_can_be_undone_and_applied_again() -> None:
         assert _differences(url) == []
 
 
-def test_a_rate_limit_rows_attempts_are_stored_uncompressed(database_url: str) -> None:
-    # rewritten on every attempt, and up to 1,200 timestamps on a venue's address (infra/migrations, 0008)
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            storage = conn.scalar(
-                text(
-                    "SELECT attstorage FROM pg_attribute"
-                    " WHERE attrelid = 'rate_limits'::regclass AND attname = 'attempts'"
-                )
-            )
-    finally:
-        engine.dispose()
-    assert storage == "e"
+def test_the_attempts_a_rate_limit_row_listed_are_still_counted_after_it_counts_them_per_second() -> None:
+    # a deploy during an event must not hand every guest a fresh minute (infra/migrations, 0009)
+    listed = "ARRAY[now() - interval '5 s', now() - interval '5 s', now() - interval '5 s', now() - interval '2 s']"
+    counted = "SELECT counts, cardinality(seconds) FROM rate_limits WHERE key = 'actions:198.51.100.7'"
+    with fresh_database(migrated=False) as url:
+        upgrade(url, "0008")
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"INSERT INTO rate_limits (key, attempts) VALUES ('actions:198.51.100.7', {listed})"))
+            upgrade(url)
+            with engine.connect() as conn:
+                after_upgrade = conn.execute(text(counted)).one()
+            downgrade(url, "0008")
+            with engine.connect() as conn:
+                after_downgrade = conn.scalar(text("SELECT cardinality(attempts) FROM rate_limits"))
+        finally:
+            engine.dispose()
+
+    assert tuple(after_upgrade) == ([3, 1], 2)
+    assert after_downgrade == 4

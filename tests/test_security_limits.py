@@ -82,7 +82,7 @@ async def test_the_lockout_refuses_the_right_code_too_and_ends_when_the_oldest_f
         await conn.execute(
             update(RateLimit)
             .where(RateLimit.key == "access-code:203.0.113.7")
-            .values(attempts=text("array_fill(now() - interval '61 seconds', ARRAY[60])"))
+            .values(seconds=text("ARRAY[date_trunc('second', now() - interval '61 seconds')]"), counts=[60])
         )
     after = await _unlock(api.client, CODE)
 
