@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 import time
 
 import jwt
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from core.models import Like, OutboxMessage
 from core.realtime.memory import MemoryProvider
-from tests.support.api import ADMIN_EMAIL, Api, bearer
+from tests.support.api import ADMIN_EMAIL, Api, api_with, bearer
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123"
 
@@ -64,6 +66,43 @@ async def test_an_unsigned_token_is_refused(api: Api) -> None:
     response = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(unsigned))
 
     assert response.status_code == 401
+
+
+async def test_a_token_that_was_accepted_is_refused_once_it_has_expired(api: Api) -> None:
+    # A verified token may be remembered (core.auth), but never past its exp.
+    photo_id, _ = await api.event("wedding")
+    expires_at = int(time.time()) + 2
+    expiring = _forge(exp=expires_at)
+    accepted = await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(expiring))
+    await asyncio.sleep(expires_at - time.time() + 0.05)
+
+    refused = await api.client.delete(f"/api/photos/{photo_id}/like", headers=bearer(expiring))
+
+    assert accepted.status_code == 200
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_expired"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"jwt_secret": SecretStr("another-deployments-secret-0123456789abcdef")},
+        {"jwt_audience": "another-app"},
+        {"jwt_issuer": "someone-else"},
+    ],
+    ids=["secret", "audience", "issuer"],
+)
+async def test_a_token_accepted_by_one_deployment_is_refused_by_another_in_the_same_process(
+    api: Api, other: dict[str, object]
+) -> None:
+    photo_id, _ = await api.event("wedding")
+    token = await api.guest()
+    assert (await api.client.post(f"/api/photos/{photo_id}/like", headers=bearer(token))).status_code == 200
+
+    async with api_with(api.runtime.settings.model_copy(update=other)) as elsewhere:
+        photo_elsewhere, _ = await elsewhere.event("wedding")
+        response = await elsewhere.client.post(f"/api/photos/{photo_elsewhere}/like", headers=bearer(token))
+
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_token"
 
 
 async def test_actions_without_a_token_get_401_and_a_malformed_header_too(api: Api) -> None:
