@@ -159,8 +159,8 @@ class RateLimit(Base):
     # the seconds (whole, ascending) in which attempts were admitted, and how many in each
     seconds: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
     counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
-    # the time of the statement that admitted the last attempt: how it tells that it admitted one
-    last_admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # when the last admitted attempt was made (its statement's now()): how a statement tells that it admitted one
+    admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     window_seconds: Mapped[int] = mapped_column(Integer, server_default=text("60"))
 
 

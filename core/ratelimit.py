@@ -66,15 +66,15 @@ def bounded_key(key: str) -> str:
 # second its statement began, or in the row's latest second where that one is later (``late``: the statement began
 # earlier but got the lock later; null when nothing is kept), so the seconds stay in order and each is listed once.
 _ADMIT_SQL = """
-    INSERT INTO rate_limits AS r (key, seconds, counts, last_admitted_at, window_seconds)
+    INSERT INTO rate_limits AS r (key, seconds, counts, admitted_at, window_seconds)
     SELECT g.key, ARRAY[date_trunc('second', now())], ARRAY[1], now(), g.window_seconds
     FROM unnest(CAST(:limit_keys AS text[]), CAST(:limit_windows AS int[])) AS g(key, window_seconds) ORDER BY g.key
     ON CONFLICT (key) DO UPDATE SET window_seconds = excluded.window_seconds,
-        (seconds, counts, last_admitted_at) = (
+        (seconds, counts, admitted_at) = (
             SELECT CASE WHEN NOT admit OR late THEN s ELSE s || excluded.seconds END,
                 CASE WHEN NOT admit THEN c WHEN late THEN c[1 : cardinality(c) - 1] || (c[cardinality(c)] + 1)
                     ELSE c || 1 END,
-                CASE WHEN admit THEN now() ELSE r.last_admitted_at END
+                CASE WHEN admit THEN now() ELSE r.admitted_at END
             FROM (
                 SELECT coalesce(array_agg(b.t ORDER BY b.t), '{}') AS s,
                     coalesce(array_agg(b.n ORDER BY b.t), '{}') AS c,
@@ -85,7 +85,7 @@ _ADMIT_SQL = """
                 WHERE b.t > now() - make_interval(secs => excluded.window_seconds) AND b.n > 0
             ) AS kept
         )
-    RETURNING key, last_admitted_at = now() AS admitted, now() AS admitted_at,
+    RETURNING key, admitted_at = now() AS admitted, admitted_at,
         extract(epoch FROM seconds[1] - now()) + window_seconds AS seconds_left
 """
 _ADMIT = text(_ADMIT_SQL)

@@ -142,9 +142,10 @@ class Enqueued:
 
 
 def publishable_rows(rows: Iterable[Any]) -> Enqueued:
-    """Reads back the rows selected from ``publishable``."""
+    """Reads back the rows selected from ``publishable``, in any order; the channels' turns come in the order of
+    their oldest message (a statement's own in the order it gave them)."""
     enqueued = Enqueued()
-    for row in rows:
+    for row in sorted(rows, key=lambda row: row.id):
         message = row_to_message(row)
         if row.own:
             enqueued.own.append(message)

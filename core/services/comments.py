@@ -81,13 +81,15 @@ _ADD_MESSAGES = """
     FROM comment, unnest(CAST(:channels AS text[]), CAST(:names AS text[]), CAST(:payloads AS text[]))
          WITH ORDINALITY AS m(channel, event, payload, ord)
 """
+# One row, or one per message to publish where the statement took a channel's lease (the lease's holder publishes
+# everyone else's).
 _ADD_ANSWER = """
     SELECT admission.admitted, admission.retry_after_seconds, photo.id AS photo_id, comment.id AS comment_id,
            earlier.fingerprint AS earlier_fingerprint, earlier.answer AS earlier_answer,
            publishable.id IS NOT NULL AS publishable,
            publishable.*
     FROM admission LEFT JOIN photo ON true LEFT JOIN comment ON true LEFT JOIN earlier ON true
-    LEFT JOIN publishable ON true
+    LEFT JOIN publishable ON publishable.leased
 """
 
 

@@ -51,16 +51,17 @@ _LIKE_MESSAGE = """
            1 AS ord
     FROM photo, counted
 """
-# One row, or one per publishable message: the admission, and the photo where the caller may see it (a null
+# One row, or one per message to publish: the admission, and the photo where the caller may see it (a null
 # photo_id where it may not, it does not exist, or the attempt was refused). The count read from photos is the one
-# before this statement (its own changes are not visible to it): the answer when nothing changed.
+# before this statement (its own changes are not visible to it): the answer when nothing changed. Only a statement
+# that took the channel's lease reads its messages back (the lease's holder publishes everyone else's).
 _ANSWER = """
     SELECT admission.admitted, admission.retry_after_seconds,
            photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
            counted.like_count IS NOT NULL AS changed, publishable.id IS NOT NULL AS publishable,
            publishable.*
     FROM admission LEFT JOIN (photo JOIN photos current ON current.id = photo.id) ON true
-    LEFT JOIN counted ON true LEFT JOIN publishable ON true
+    LEFT JOIN counted ON true LEFT JOIN publishable ON publishable.leased
 """
 
 

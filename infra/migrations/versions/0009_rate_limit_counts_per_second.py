@@ -39,10 +39,10 @@ def upgrade() -> None:
         "rate_limits",
         sa.Column("counts", postgresql.ARRAY(sa.Integer()), server_default=sa.text("'{}'"), nullable=False),
     )
-    op.add_column("rate_limits", sa.Column("last_admitted_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("rate_limits", sa.Column("admitted_at", sa.DateTime(timezone=True), nullable=True))
     op.execute(
         """
-        UPDATE rate_limits AS r SET (seconds, counts, last_admitted_at) = (
+        UPDATE rate_limits AS r SET (seconds, counts, admitted_at) = (
             SELECT coalesce(array_agg(s.second ORDER BY s.second), '{}'),
                    coalesce(array_agg(s.n ORDER BY s.second), '{}'),
                    r.attempts[cardinality(r.attempts)]
@@ -76,6 +76,6 @@ def downgrade() -> None:
     )
     op.alter_column("rate_limits", "attempts", server_default=None)
     op.execute("ALTER TABLE rate_limits ALTER COLUMN attempts SET STORAGE EXTERNAL")
-    op.drop_column("rate_limits", "last_admitted_at")
+    op.drop_column("rate_limits", "admitted_at")
     op.drop_column("rate_limits", "counts")
     op.drop_column("rate_limits", "seconds")
