@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from core.api.app import create_app
-from core.api.deps import current_admin, current_principal, optional_principal
+from core.api.deps import acting_caller, current_admin, current_principal, optional_principal
 from core.realtime.memory import MemoryProvider
 from core.runtime import build_runtime
 from core.settings import Settings
@@ -29,6 +29,7 @@ API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 _WHO: list[tuple[Callable[..., Any], str]] = [
     (current_admin, "admin token"),
     (current_principal, "guest or admin token"),
+    (acting_caller, "guest or admin token"),
     (optional_principal, "anyone; a token may see more"),
 ]
 _SCHEMA_PREFIX = "#/components/schemas/"

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from core import use_cases
-from core.api.deps import CallerAddress, CurrentPrincipal, MutationId, RuntimeDep
+from core.api.deps import ActingCaller
 from core.schemas import LikeOut
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
@@ -16,18 +16,24 @@ PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post("/{photo_id}/like")
-async def like_photo(
-    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, address: CallerAddress, mutation: MutationId
-) -> LikeOut:
+async def like_photo(photo_id: PhotoId, caller: ActingCaller) -> LikeOut:
     return await use_cases.set_like(
-        runtime, principal, photo_id=photo_id, liked=True, mutation_id=mutation, client_address=address
+        caller.runtime,
+        caller.principal,
+        photo_id=photo_id,
+        liked=True,
+        mutation_id=caller.mutation_id,
+        client_address=caller.address,
     )
 
 
 @router.delete("/{photo_id}/like")
-async def unlike_photo(
-    photo_id: PhotoId, runtime: RuntimeDep, principal: CurrentPrincipal, address: CallerAddress, mutation: MutationId
-) -> LikeOut:
+async def unlike_photo(photo_id: PhotoId, caller: ActingCaller) -> LikeOut:
     return await use_cases.set_like(
-        runtime, principal, photo_id=photo_id, liked=False, mutation_id=mutation, client_address=address
+        caller.runtime,
+        caller.principal,
+        photo_id=photo_id,
+        liked=False,
+        mutation_id=caller.mutation_id,
+        client_address=caller.address,
     )

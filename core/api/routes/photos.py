@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from core import use_cases
-from core.api.deps import CallerAddress, CurrentPrincipal, IdempotencyKey, MutationId, RuntimeDep
+from core.api.deps import ActingCaller, CurrentPrincipal, IdempotencyKey, RuntimeDep
 from core.api.routes.likes import PhotoId
 from core.schemas import CommentIn, CommentOut, CommentsOut
 from core.services import comments
@@ -38,19 +38,16 @@ async def list_comments(
 async def add_comment(
     photo_id: PhotoId,
     body: CommentIn,
-    runtime: RuntimeDep,
-    principal: CurrentPrincipal,
-    address: CallerAddress,
-    mutation: MutationId,
+    caller: ActingCaller,
     key: IdempotencyKey,
 ) -> CommentOut:
     """A retry with the same ``Idempotency-Key`` (or ``X-Mutation-Id``) answers the first comment again."""
     return await use_cases.add_comment(
-        runtime,
-        principal,
+        caller.runtime,
+        caller.principal,
         photo_id=photo_id,
         comment=body,
-        mutation_id=mutation,
+        mutation_id=caller.mutation_id,
         idempotency_key=key,
-        client_address=address,
+        client_address=caller.address,
     )
