@@ -100,7 +100,7 @@ def _best(rounds: list[dict[str, Any]]) -> float:
 
 
 def run(smoke: bool, database_url: str) -> dict[str, Any]:
-    likes, rounds = (20, 1) if smoke else (200, 3)
+    likes, rounds = (20, 1) if smoke else (200, 5)
     result: dict[str, Any] = {"load_average_at_start": load_average(), "likes": likes, "pool_size": POOL_SIZE}
     result.update(asyncio.run(_measure(database_url, likes=likes, rounds=rounds)))
     # The best round of each: on a shared machine the best is the one least disturbed by others.
