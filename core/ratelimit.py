@@ -65,6 +65,7 @@ def bounded_key(key: str) -> str:
 # row, what is still in the window is kept (``s``, ``c``: seconds and counts). An admitted attempt is counted in the
 # second its statement began, or in the row's latest second where that one is later (``late``: the statement began
 # earlier but got the lock later; null when nothing is kept), so the seconds stay in order and each is listed once.
+# How long a refused attempt waits is counted from when it is answered (such a statement's now() is older).
 _ADMIT_SQL = """
     INSERT INTO rate_limits AS r (key, seconds, counts, admitted_at, window_seconds)
     SELECT g.key, ARRAY[date_trunc('second', now())], ARRAY[1], now(), g.window_seconds
@@ -86,7 +87,7 @@ _ADMIT_SQL = """
             ) AS kept
         )
     RETURNING key, admitted_at = now() AS admitted, admitted_at,
-        extract(epoch FROM seconds[1] - now()) + window_seconds AS seconds_left
+        extract(epoch FROM seconds[1] - clock_timestamp()) + window_seconds AS seconds_left
 """
 _ADMIT = text(_ADMIT_SQL)
 

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from sqlalchemy import func, select, text, update
 
+from core import ratelimit
 from core.auth import verify_token
+from core.errors import RateLimitedError
 from core.models import OutboxMessage, RateLimit
 from core.outbox import relay
 from core.realtime.memory import MemoryProvider
@@ -169,3 +174,22 @@ async def test_wrong_admin_passwords_are_limited_per_address(api: Api) -> None:
     statuses = [(await api.client.post("/api/auth/admin/login", json=body)).status_code for _ in range(61)]
 
     assert statuses == [401] * 60 + [429]
+
+
+async def test_retry_after_stays_within_the_window_for_a_statement_that_began_before_the_key_filled(api: Api) -> None:
+    # A like queued on its venue's address row reaches its identity's row late: what it answers is how long from
+    # when it answers, never more than the window.
+    limit = ratelimit.Limit("guest-late", 3, window_seconds=2)
+    async with api.runtime.engine.connect() as late:
+        await late.begin()
+        await late.execute(text("SELECT now()"))  # its now() is fixed from here
+        await asyncio.sleep(1.1)
+        async with api.runtime.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for _ in range(3):
+                await ratelimit.hit(conn, [limit])
+
+        with pytest.raises(RateLimitedError) as refused:
+            await ratelimit.hit(late, [limit])
+
+    assert 1 <= refused.value.retry_after_seconds <= 2
