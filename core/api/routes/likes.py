@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from core import use_cases
-from core.api.deps import ActingCaller
+from core.api.deps import ActingCaller, Caller
 from core.schemas import LikeOut
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
@@ -17,23 +17,20 @@ PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post("/{photo_id}/like")
 async def like_photo(photo_id: PhotoId, caller: ActingCaller) -> LikeOut:
-    return await use_cases.set_like(
-        caller.runtime,
-        caller.principal,
-        photo_id=photo_id,
-        liked=True,
-        mutation_id=caller.mutation_id,
-        client_address=caller.address,
-    )
+    return await _set_like(photo_id, caller, liked=True)
 
 
 @router.delete("/{photo_id}/like")
 async def unlike_photo(photo_id: PhotoId, caller: ActingCaller) -> LikeOut:
+    return await _set_like(photo_id, caller, liked=False)
+
+
+async def _set_like(photo_id: int, caller: Caller, *, liked: bool) -> LikeOut:
     return await use_cases.set_like(
         caller.runtime,
         caller.principal,
         photo_id=photo_id,
-        liked=False,
+        liked=liked,
         mutation_id=caller.mutation_id,
         client_address=caller.address,
     )
