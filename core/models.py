@@ -157,8 +157,11 @@ class RateLimit(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     # the seconds (whole, ascending) in which attempts were admitted, and how many in each
-    seconds: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
-    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    seconds: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)), server_default=text("'{}'"))
+    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{}'"))
+    # The list of attempt times the code before migration 0009 kept, unread since: it stays one release, so that
+    # functions running the earlier code while a deploy goes out keep working. A later migration drops it.
+    attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)), server_default=text("'{}'"))
     # when the last admitted attempt was made (its statement's now()): how a statement tells that it admitted one
     admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     window_seconds: Mapped[int] = mapped_column(Integer, server_default=text("60"))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from core import ratelimit
 from core.migrations import downgrade, upgrade
 from core.models import Base
 from tests.support.database import fresh_database
@@ -59,3 +62,57 @@ def test_the_attempts_a_rate_limit_row_listed_are_still_counted_after_it_counts_
 
     assert tuple(after_upgrade) == ([3, 1], 2)
     assert after_downgrade == 4
+
+
+# The rate limit's statement of the release before 0009 (core/ratelimit.py at d19c25f), as its functions still run
+# it while a deploy goes out.
+_ADMIT_BEFORE_0009 = """
+    INSERT INTO rate_limits AS r (key, attempts, window_seconds)
+    SELECT given.key, ARRAY[now()], given.window_seconds
+    FROM unnest(CAST(:limit_keys AS text[]), CAST(:limit_windows AS integer[])) AS given(key, window_seconds)
+    ORDER BY given.key
+    ON CONFLICT (key) DO UPDATE SET window_seconds = excluded.window_seconds, attempts = (
+        SELECT CASE WHEN cardinality(recent)
+                         < (CAST(:limit_counts AS integer[]))[array_position(CAST(:limit_keys AS text[]), r.key)]
+                    THEN recent || now() ELSE recent END
+        FROM (
+            SELECT ARRAY(
+                SELECT t FROM unnest(r.attempts) AS t
+                WHERE t > now() - make_interval(secs => excluded.window_seconds) ORDER BY t
+            ) AS recent
+        ) AS in_window
+    )
+    RETURNING key, attempts[cardinality(attempts)] = now() AS admitted, now() AS admitted_at,
+        extract(epoch FROM attempts[1] + make_interval(secs => window_seconds) - now()) AS seconds_left
+"""
+
+
+def test_functions_of_the_release_before_still_count_attempts_once_0009_is_applied() -> None:
+    # Migrations run before a deploy: for the minutes until every function runs the new code, the old one must
+    # still answer, on rows the new code made too.
+    limits = [ratelimit.Limit("actions:198.51.100.8", 2), ratelimit.Limit("guest-during-deploy", 2)]
+    with fresh_database() as url:
+        admitted = _admitted_by_the_code_before_0009(url, limits)
+
+    # a limit of 2 on each key, one of them made by the new code
+    assert [[row.admitted for row in rows] for rows in admitted] == [[True, True], [True, True], [False, False]]
+
+
+def _admitted_by_the_code_before_0009(url: str, limits: list[ratelimit.Limit]) -> list[list[Any]]:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:  # a row as the new code makes it, which lists nothing
+            conn.execute(
+                text(
+                    "INSERT INTO rate_limits (key, seconds, counts, admitted_at)"
+                    " VALUES (:key, ARRAY[date_trunc('second', now())], ARRAY[1], now())"
+                ),
+                {"key": limits[0].key},
+            )
+        admitted: list[list[Any]] = []
+        for _ in range(3):
+            with engine.begin() as conn:
+                admitted.append(list(conn.execute(text(_ADMIT_BEFORE_0009), ratelimit.admission_params(limits))))
+    finally:
+        engine.dispose()
+    return admitted

@@ -6,6 +6,10 @@ under that row's lock, which every action from the venue waits for. Counting the
 window (at most one entry per second, 60 for a minute) whatever the limit, at a resolution of one second. The
 counts of the listed attempts are kept.
 
+The list stays, unread, for one release: functions still running the earlier code while a deploy goes out keep
+counting in it (each release sees only its own attempts for those minutes, and the earlier relay's prune may drop
+rows the new code made: a deploy may forget up to a minute of attempts, as 0003 said). A later migration drops it.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-27 09:00:00
@@ -29,10 +33,7 @@ def upgrade() -> None:
     op.add_column(
         "rate_limits",
         sa.Column(
-            "seconds",
-            postgresql.ARRAY(sa.DateTime(timezone=True)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
+            "seconds", postgresql.ARRAY(sa.DateTime(timezone=True)), server_default=sa.text("'{}'"), nullable=False
         ),
     )
     op.add_column(
@@ -53,18 +54,11 @@ def upgrade() -> None:
         )
         """
     )
-    op.alter_column("rate_limits", "seconds", server_default=None)
-    op.alter_column("rate_limits", "counts", server_default=None)
-    op.drop_column("rate_limits", "attempts")
+    # the code from here on does not write the list; the earlier code's rows need one
+    op.alter_column("rate_limits", "attempts", server_default=sa.text("'{}'"))
 
 
 def downgrade() -> None:
-    op.add_column(
-        "rate_limits",
-        sa.Column(
-            "attempts", postgresql.ARRAY(sa.DateTime(timezone=True)), server_default=sa.text("'{}'"), nullable=False
-        ),
-    )
     # each second's attempts listed at that second: as far as a count tells
     op.execute(
         """
@@ -75,7 +69,6 @@ def downgrade() -> None:
         """
     )
     op.alter_column("rate_limits", "attempts", server_default=None)
-    op.execute("ALTER TABLE rate_limits ALTER COLUMN attempts SET STORAGE EXTERNAL")
     op.drop_column("rate_limits", "admitted_at")
     op.drop_column("rate_limits", "counts")
     op.drop_column("rate_limits", "seconds")
