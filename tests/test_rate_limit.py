@@ -114,7 +114,7 @@ async def test_a_venues_address_row_stays_small_however_many_attempts_it_counts(
     # Every action from the venue reads and rewrites its address's row while holding its lock: what it holds must
     # not grow with the attempts counted (up to ADDRESS_ACTIONS_PER_MINUTE, 1,200), or the venue's actions queue on it.
     photo_id, _ = await api.event("wedding")
-    guests = [await api.guest() for _ in range(20)]
+    guests = [await api.guest() for _ in range(10)]
 
     statuses = [
         (await api.client.request(method, f"/api/photos/{photo_id}/like", headers=bearer(guest))).status_code
@@ -122,17 +122,17 @@ async def test_a_venues_address_row_stays_small_however_many_attempts_it_counts(
         for method in ["POST", "DELETE"] * 5
     ]
 
-    assert statuses == [200] * 200
+    assert statuses == [200] * 100
     venue = RateLimit.key.startswith("actions:")
     async with api.runtime.engine.connect() as conn:
         row = (await conn.execute(select(RateLimit).where(venue))).one()
         stored_bytes = await conn.scalar(
             text("SELECT pg_column_size(r.*) FROM rate_limits r WHERE key = :key"), {"key": row.key}
         )
-    assert sum(row.counts) == 200
-    # one entry per second the 200 likes took, whatever their number
+    assert sum(row.counts) == 100
+    # one entry per second the 100 likes took, whatever their number (a list of their times: about 880 bytes)
     assert len(row.seconds) <= 60
-    assert stored_bytes is not None and stored_bytes < 1200
+    assert stored_bytes is not None and stored_bytes < 500
 
 
 async def test_wrong_access_codes_count_against_the_limit_so_codes_cannot_be_guessed(api: Api) -> None:
