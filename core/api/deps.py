@@ -142,7 +142,7 @@ async def acting_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     x_mutation_id: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    runtime: Runtime = request.app.state.runtime
+    runtime = await get_runtime(request)
     principal = _required(await _principal_of(request, runtime, credentials))
     address = client_address(request, runtime.settings.client_address_source)
     return Caller(runtime, principal, address, _checked_mutation_id(x_mutation_id))
