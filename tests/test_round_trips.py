@@ -402,18 +402,24 @@ def answer_lost_after_commit(marker: str) -> Iterator[list[str]]:
     assert lost, f"no statement with {marker!r} ran"
 
 
-async def test_a_keyed_comment_whose_answer_was_lost_after_commit_is_answered_and_published_once(
-    api: Api, provider: MemoryProvider
-) -> None:
+async def _comment_whose_answer_is_lost(api: Api, headers: dict[str, str]) -> tuple[str, str, httpx.Response]:
+    """A new guest's comment on a new event's photo, whose statement commits but whose answer never comes back;
+    the photo, the guest's token and the response."""
     photo_id, _ = await api.event("wedding")
     guest = await api.guest()
-
     with answer_lost_after_commit("INSERT INTO comments"):
         response = await api.client.post(
             f"/api/photos/{photo_id}/comments",
             json={"authorName": "Ana", "content": "lovely"},
-            headers={**bearer(guest), "Idempotency-Key": "lost-answer"},
+            headers={**bearer(guest), **headers},
         )
+    return photo_id, guest, response
+
+
+async def test_a_keyed_comment_whose_answer_was_lost_after_commit_is_answered_and_published_once(
+    api: Api, provider: MemoryProvider
+) -> None:
+    _, _, response = await _comment_whose_answer_is_lost(api, {"Idempotency-Key": "lost-answer"})
 
     assert response.status_code == 201, response.text
     async with api.runtime.engine.connect() as conn:
@@ -428,13 +434,7 @@ async def test_a_keyed_comment_whose_answer_was_lost_after_commit_is_answered_an
 async def test_a_comment_without_a_key_whose_answer_was_lost_is_not_stored_twice(
     api: Api, provider: MemoryProvider
 ) -> None:
-    photo_id, _ = await api.event("wedding")
-    guest = await api.guest()
-
-    with answer_lost_after_commit("INSERT INTO comments"):
-        response = await api.client.post(
-            f"/api/photos/{photo_id}/comments", json={"authorName": "Ana", "content": "lovely"}, headers=bearer(guest)
-        )
+    photo_id, guest, response = await _comment_whose_answer_is_lost(api, {})
 
     # nothing tells a repeat that the lost run committed: the client is told, and decides
     assert response.status_code == 503, response.text
