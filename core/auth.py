@@ -83,6 +83,11 @@ _verified: OrderedDict[str, tuple[Principal, float, tuple[str, str, str]]] = Ord
 
 def verify_token(token: str, settings: Settings) -> Principal:
     """The token's principal; an admin's is still to be checked against its row (``accounts.check_admin_token``)."""
+    return verify_token_until(token, settings)[0]
+
+
+def verify_token_until(token: str, settings: Settings) -> tuple[Principal, float]:
+    """``verify_token``, and the token's ``exp`` (wall-clock seconds): how long a connection may go on holding it."""
     terms = (settings.require_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
     known = _verified.get(token)
     if known is not None and known[2] == terms:
@@ -90,12 +95,12 @@ def verify_token(token: str, settings: Settings) -> Principal:
         # as PyJWT decides: no leeway
         if time.time() >= expires_at:
             raise _expired()
-        return principal
+        return principal, expires_at
     principal, expires_at = _verify_signed(token, settings)
     if len(_verified) >= _VERIFIED_MAX:
         _verified.popitem(last=False)
     _verified[token] = (principal, expires_at, terms)
-    return principal
+    return principal, expires_at
 
 
 def _expired() -> UnauthorizedError:

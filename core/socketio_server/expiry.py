@@ -13,19 +13,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-import jwt
 
 log = logging.getLogger("hafi.socketio")
 
 OnExpiry = Callable[[str], Awaitable[None]]
-
-
-def expires_at(verified_token: str) -> float:
-    """The ``exp`` of a token already verified (its signature and claims): read again, not checked again."""
-    claims: dict[str, Any] = jwt.decode(verified_token, options={"verify_signature": False})
-    return float(claims["exp"])
 
 
 class Expiries:

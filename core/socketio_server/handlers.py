@@ -48,13 +48,13 @@ from starlette.requests import HTTPConnection
 from core import access, metrics, use_cases
 from core.access import EventRef
 from core.api.client_address import client_address
-from core.auth import Principal, verify_token
+from core.auth import Principal, verify_token_until
 from core.errors import ForbiddenError, InvalidInputError, RateLimitedError, UnauthorizedError, as_app_error
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, event_channel, is_valid_slug
 from core.runtime import Runtime
 from core.schemas import CommentIn, MutationIdField, PhotoId
 from core.services.accounts import check_admin_token
-from core.socketio_server.expiry import Expiries, expires_at
+from core.socketio_server.expiry import Expiries
 from core.socketio_server.guard import close_session
 from core.socketio_server.joins import MAX_EVENT_ROOMS, Lookups, SocketBudget, access_key
 from core.socketio_server.presence import Presence
@@ -131,13 +131,8 @@ class Credentials:
     can change afterwards is only whether it has expired, so a request checks that and nothing else (verifying the
     signature again for each of 5,000 joins was a tenth of the node's time in a join storm)."""
 
-    token: str
     principal: Principal
     expires_at: float
-
-    @classmethod
-    def verified(cls, token: str, principal: Principal) -> Credentials:
-        return cls(token, principal, expires_at(token))
 
     def current(self) -> Principal:
         # The same answer as ``verify_token`` for a token past its ``exp`` (PyJWT allows no leeway either).
@@ -190,13 +185,13 @@ class ClientEvents:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None:
             try:
-                principal = self._verify(token)
-                if principal.is_admin:
-                    await self._check_admin(principal)
+                credentials = self._verify(token)
+                if credentials.principal.is_admin:
+                    await self._check_admin(credentials.principal)
             except UnauthorizedError as exc:
                 metrics.incr("socketio_refused")
                 raise RefusedError(exc.message, {"error": {"code": exc.code, "message": exc.message}}) from None
-            self._hold(sid, Credentials.verified(token, principal))
+            self._hold(sid, credentials)
         self._presence.connected(sid)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
@@ -218,14 +213,12 @@ class ClientEvents:
 
     async def _refresh(self, sid: str, data: Any) -> Answer:
         """A new token for the same identity keeps the connection (and its rooms) past the old one's ``exp``."""
-        principal = self._verify(data.get("token") if isinstance(data, dict) else None)
-        token: str = data["token"]
+        credentials = self._verify(data.get("token") if isinstance(data, dict) else None)
         held = self._credentials.get(sid)
-        if held is not None and not _may_replace(held.principal, principal):
+        if held is not None and not _may_replace(held.principal, credentials.principal):
             raise ForbiddenError(
                 "token_mismatch", "A refreshed token must be for the same identity and its events; reconnect instead"
             )
-        credentials = Credentials.verified(token, principal)
         self._hold(sid, credentials)
         return {"expiresAt": credentials.expires_at}
 
@@ -261,10 +254,10 @@ class ClientEvents:
     async def _forbid(self, message: str) -> Answer:
         raise ForbiddenError("client_event_refused", message)
 
-    def _verify(self, token: Any) -> Principal:
+    def _verify(self, token: Any) -> Credentials:
         if not isinstance(token, str):
             raise UnauthorizedError("invalid_token", "auth.token must be a string")
-        return verify_token(token, self._runtime.settings)
+        return Credentials(*verify_token_until(token, self._runtime.settings))
 
     def _principal(self, sid: str) -> Principal | None:
         held = self._credentials.get(sid)
