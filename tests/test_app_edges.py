@@ -62,3 +62,24 @@ async def test_only_configured_origins_may_call_the_api_from_a_browser(cors_api:
     assert "x-mutation-id" in allowed.headers["access-control-allow-headers"].lower()
     assert "access-control-allow-origin" not in refused.headers
     assert "retry-after" in simple_request.headers["access-control-expose-headers"].lower()
+
+
+async def test_a_browser_on_an_allowed_origin_may_send_every_header_the_api_reads(cors_api: httpx.AsyncClient) -> None:
+    schema = (await cors_api.get("/api/openapi.json")).json()
+    documented = {
+        parameter["name"].lower()
+        for path in schema["paths"].values()
+        for operation in path.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "header"
+    }
+    assert {"idempotency-key", "x-mutation-id"} <= documented
+    preflight = {
+        "Origin": "https://gallery.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": ",".join(sorted(documented | {"authorization", "content-type"})),
+    }
+
+    answer = await cors_api.options("/api/photos/1/comments", headers=preflight)
+
+    assert answer.status_code == 200, answer.text

@@ -122,7 +122,7 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
             CORSMiddleware,
             allow_origins=runtime.settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Mutation-Id", "X-Request-Id"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Mutation-Id", "X-Request-Id"],
             expose_headers=["Retry-After", "X-Request-Id"],
             max_age=600,
         )
