@@ -12,6 +12,7 @@ from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime, build_runtime
 from tests.support.api import Api, bearer
 from tests.support.environment import make_settings
+from tests.support.web_client import CLIENT_PATH, sdk_paths
 
 
 @pytest.fixture
@@ -83,3 +84,20 @@ async def test_a_browser_on_an_allowed_origin_may_send_every_header_the_api_read
     answer = await cors_api.options("/api/photos/1/comments", headers=preflight)
 
     assert answer.status_code == 200, answer.text
+
+
+async def test_a_page_on_another_origin_loads_the_client_and_each_sdk_it_asks_for_from_the_api(
+    cors_api: httpx.AsyncClient,
+) -> None:
+    # The whole API as every deployment builds it (not the dev server's demo pages): realtime.js, then each path
+    # that realtime.js itself loads a provider's SDK from.
+    client = await cors_api.get(CLIENT_PATH, headers={"Origin": "https://gallery.example"})
+    paths = sdk_paths(client.text)
+    sdks = [await cors_api.get(path) for path in paths]
+
+    assert client.status_code == 200 and "javascript" in client.headers["content-type"]
+    assert len(paths) == 3
+    for path, sdk in zip(paths, sdks, strict=True):
+        assert sdk.status_code == 200, path
+        assert "javascript" in sdk.headers["content-type"] and len(sdk.content) > 10_000, path
+    assert (await cors_api.get("/web/index.html")).status_code == 404  # the demo pages stay with the dev server

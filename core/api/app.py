@@ -93,8 +93,8 @@ def every_router() -> list[APIRouter]:
 
 
 def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] | None = None) -> FastAPI:
-    """Builds the app serving ``routers`` (by default the whole API); without a runtime it builds one from the
-    environment (engine and provider included)."""
+    """Builds the app serving ``routers`` (by default the whole API, with the browser client: ``core/web.py``);
+    without a runtime it builds one from the environment (engine and provider included)."""
     runtime = runtime or build_runtime(get_settings())
     runtime.settings.require_jwt_secret()  # refuse to start, naming the setting, rather than fail every request
     configure_logging(runtime.settings.log_level)
@@ -112,6 +112,10 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
     app.state.runtime = runtime
     for router in every_router() if routers is None else routers:
         app.include_router(router)
+    if routers is None:
+        from core.web import mount_client  # the whole API only: the like function's cold start does without
+
+        mount_client(app)
     for mapped in (AppError, DBAPIError, PoolTimeoutError):
         app.add_exception_handler(mapped, _mapped_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -63,6 +63,9 @@ if [ "$compile" = 1 ]; then options+=(--no-compile); fi
 
 # Only what a function runs: the CLI's migrations and scripts are not (the package finder ships infra/).
 rm -rf "$out"/bin "$out"/infra "$out"/pgserver* "$out"/tests "$out"/web "$out"/bench "$out"/docs "$out"/standins
+# The browser client and the SDK builds it loads, which the API serves at /web/ (core/web.py); not the demo pages.
+mkdir -p "$out/web"
+cp -R web/realtime.js web/vendor "$out/web/"
 if [ "$compile" = 1 ]; then
   "$python_bin" -m compileall -q -f -j 0 --invalidation-mode unchecked-hash "$out"
 fi

@@ -20,6 +20,7 @@ Results go to build/deploy-check.json and a table; any failed step stops the che
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -47,6 +48,7 @@ from core.demo import DEMO_SLUG
 from standins.ably_service import FakeAbly
 from tests.support.lambda_events import http_event, load
 from tests.support.ports import free_port
+from tests.support.web_client import CLIENT_PATH, sdk_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".deploy-check"
@@ -520,6 +522,23 @@ def expect(answer: dict[str, Any], status: int, what: str) -> Any:
     return json.loads(body)
 
 
+def expect_script(answer: dict[str, Any], what: str) -> None:
+    """A JavaScript file answered whole: what a page's ``<script>`` gets."""
+    expect_status = answer.get("statusCode")
+    headers = {name.lower(): value for name, value in (answer.get("headers") or {}).items()}
+    body = answer.get("body") or ""
+    size = len(base64.b64decode(body)) if answer.get("isBase64Encoded") else len(body.encode())
+    if expect_status != 200 or "javascript" not in headers.get("content-type", "") or size < 5_000:
+        raise CheckFailed(f"{what}: {expect_status}, {headers.get('content-type')}, {size} bytes")
+
+
+def browser_client_flow(invoke: Callable[[str], dict[str, Any]], where: str) -> None:
+    """realtime.js and each SDK build it loads, from the deployed API: what a page on any origin includes."""
+    expect_script(invoke(CLIENT_PATH), f"GET {CLIENT_PATH} ({where})")
+    for path in sdk_paths():
+        expect_script(invoke(path), f"GET {path} ({where})")
+
+
 def backend_pids(database_url: str) -> set[int]:
     """The database's server processes, other than the one asking: the function's own connections."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -549,6 +568,7 @@ def http_flow(function: Emulated, version: str, ably: FakeAbly, database_url: st
         pids.append(backend_pids(database_url))
         return expect(answer, status, f"{method} {path} (API Gateway {version})")
 
+    browser_client_flow(lambda path: function.invoke(http_event(version, "GET", path)), f"API Gateway {version}")
     health = call("GET", "/api/health", 200)
     if health != {"status": "ok", "provider": "ably"}:
         raise CheckFailed(f"/api/health answered {health}")
@@ -670,6 +690,23 @@ def vercel_build(report: Report) -> Path:
     output = run([str(ROOT / "node_modules" / ".bin" / "vercel"), "build", "--yes"], cwd=source, env=env)
     report.facts["vercel_build"] = [line for line in output.splitlines() if line.strip()][-1]
     return source
+
+
+def check_vercel_static(source: Path) -> list[str]:
+    """Vercel serves its build's static output at the site's root: the browser client and the SDK builds it loads,
+    and nothing else (the source tree would be readable at /core/settings.py)."""
+    static = source / ".vercel" / "output" / "static"
+    served = sorted(str(path.relative_to(static)) for path in static.rglob("*") if path.is_file())
+    wanted = [CLIENT_PATH, *sdk_paths()]
+    missing = [path for path in wanted if path.lstrip("/") not in served]
+    others = [name for name in served if not name.startswith("web/")]
+    if missing or others:
+        raise CheckFailed(f"Vercel's static output: missing {missing}, and serves {others[:10]} besides web/")
+    for path in wanted:
+        size = (static / path.lstrip("/")).stat().st_size
+        if size < 5_000:
+            raise CheckFailed(f"Vercel's static {path} is {size} bytes")
+    return served
 
 
 def materialize_function(source: Path) -> tuple[Path, dict[str, Any]]:
@@ -812,6 +849,7 @@ def main(argv: list[str] | None = None) -> None:
                 time_inits(report, variants, settings, database_url)
             with report.step("vercel build (offline, fake project, VERCEL_PYTHON_COMPILEALL=1)"):
                 source = vercel_build(report)
+                report.facts["vercel_static"] = check_vercel_static(source)
                 task, bundle = materialize_function(source)
             with report.step("Vercel function: production start, health, guest, like (RIE + awslambdaric)"):
                 check_vercel(report, task, bundle, settings, ably)
