@@ -19,12 +19,9 @@ SHIPPED_PACKAGES = ("core", "functions")
 ENTRY_MODULES = ("api.index", "functions.api", "functions.outbox_relay")
 # Never in an artifact: they do not run in a function.
 NOT_SHIPPED = ("tests", "web", "bench", "docs", "standins", "infra", "build", "node_modules", ".venv")
-# Imported by production code but not installed from our dependencies:
-# - snapshot_restore_py comes with Lambda's python3.12+ runtime (SnapStart hooks);
-# - core.realtime.socketio is the self-hosted provider, whose SDKs are the `socketio` extra (the Lambda zip ships
-#   it; a Vercel deploy publishes to Ably or Pusher).
+# Imported by production code but not installed from our dependencies: snapshot_restore_py comes with Lambda's
+# python3.12+ runtime (SnapStart hooks).
 PROVIDED_BY_RUNTIME = frozenset({"snapshot_restore_py"})
-NOT_FOLLOWED = frozenset({"core.realtime.socketio"})
 
 
 def source_modules(root: Path = ROOT) -> set[str]:
@@ -65,7 +62,7 @@ def production_imports(root: Path = ROOT) -> set[str]:
     third_party: set[str] = set()
     while pending:
         module = pending.pop()
-        if module in seen or module in NOT_FOLLOWED:
+        if module in seen:
             continue
         seen.add(module)
         path = _module_file(module, root)
