@@ -31,7 +31,8 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # An empty variable is an unset one: serverless.yml passes every setting as ${env:NAME, ''}.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str | None = None

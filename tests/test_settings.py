@@ -45,3 +45,44 @@ def test_the_api_function_refuses_to_start_in_production_with_the_default_secret
     )
     assert result.returncode != 0
     assert "JWT_SECRET must be set" in result.stderr
+
+
+def test_a_setting_left_empty_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # serverless.yml passes every setting through as ${env:NAME, ''}: what a deployer did not set arrives empty.
+    for name in ("DB_PREPARED_STATEMENTS", "ABLY_PORT", "SOCKETIO_REDIS_URL", "CORS_ORIGINS", "JWT_SECRET"):
+        monkeypatch.setenv(name, "")
+
+    settings = Settings()
+
+    assert settings.db_prepared_statements is False and settings.ably_port is None
+    assert settings.socketio_redis_url is None and settings.cors_origins == []
+    with pytest.raises(SettingsError, match="JWT_SECRET must be set"):
+        settings.require_jwt_secret()
+
+
+# Read only by a Socket.IO node (`hafi-realtime socketio`) or the Vercel cron, never by a Lambda function.
+_NOT_FOR_LAMBDA = {
+    "CRON_SECRET",
+    "SOCKETIO_PATH",
+    "SOCKETIO_PING_INTERVAL",
+    "SOCKETIO_PING_TIMEOUT",
+    "SOCKETIO_MAX_MESSAGE_BYTES",
+    "SOCKETIO_COMPRESSION_THRESHOLD",
+    "SOCKETIO_ADMIN_UI",
+    "SOCKETIO_ADMIN_USERNAME",
+    "SOCKETIO_ADMIN_PASSWORD",
+}
+
+
+def test_serverless_yml_passes_every_setting_a_function_reads_to_lambda() -> None:
+    import yaml
+
+    from tests.deploy.artifacts import ROOT
+
+    text = (ROOT / "serverless.yml").read_text()
+    # osls' variables (${env:NAME, 'default'}) are not YAML's business: read the keys only.
+    environment = yaml.safe_load(text.replace("${", "$["))["provider"]["environment"]
+    every_setting = {name.upper() for name in Settings.model_fields}
+
+    assert every_setting - _NOT_FOR_LAMBDA - set(environment) == set()
+    assert set(environment) <= every_setting
