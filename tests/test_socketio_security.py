@@ -448,3 +448,28 @@ async def test_a_flood_of_refused_events_ends_the_connection_after_a_few_log_lin
         await settled(lambda: not flooder.sio.connected)
     output = logged(capsys, caplog)
     assert len(output.splitlines()) <= REFUSALS_BEFORE_DISCONNECT + 1, output
+
+
+async def test_an_admin_token_revoked_since_is_refused_on_a_socket_as_over_http(live: LiveServer) -> None:
+    # A password reset revokes the admin's earlier tokens (tests/test_security_secrets.py, over HTTP). A socket that
+    # connected before it, or a socket that hands the old token over with auth:refresh, may not act as that admin.
+    slug = unique("revoked")
+    photo_id, _ = await live.api.event(slug, access_code="open sesame")  # protected: only an admin sees it
+    old = await live.api.admin()
+    async with clients(2) as (connected_before, refreshing):
+        await connected_before.connect(live.url, token=old)
+        await refreshing.connect(live.url)
+        await live.api.admin()  # the password set again: `old` is revoked
+
+        refreshed = await refreshing.call("auth:refresh", {"token": old})
+        joined = await connected_before.call("join:event", slug)
+        liked = await connected_before.call("photo:like", {"photoId": photo_id, "liked": True})
+        commented = await connected_before.call(
+            "comment:new", {"photoId": photo_id, "authorName": "Admin", "content": "still me?"}
+        )
+
+    for answer in (refreshed, joined, liked, commented):
+        assert answer.get("error", {}).get("code") == "token_revoked", answer
+    page = await live.api.client.get(f"/api/events/{slug}", headers=bearer(await live.api.admin()))
+    assert page.status_code == 200, page.text
+    assert [photo["likeCount"] for photo in page.json()["photos"] if photo["id"] == photo_id] == [0], page.text

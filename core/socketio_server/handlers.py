@@ -214,6 +214,8 @@ class ClientEvents:
     async def _refresh(self, sid: str, data: Any) -> Answer:
         """A new token for the same identity keeps the connection (and its rooms) past the old one's ``exp``."""
         credentials = self._verify(data.get("token") if isinstance(data, dict) else None)
+        if credentials.principal.is_admin:
+            await self._check_admin(credentials.principal)
         held = self._credentials.get(sid)
         if held is not None and not _may_replace(held.principal, credentials.principal):
             raise ForbiddenError(
@@ -259,12 +261,19 @@ class ClientEvents:
             raise UnauthorizedError("invalid_token", "auth.token must be a string")
         return Credentials(*verify_token_until(token, self._runtime.settings))
 
-    def _principal(self, sid: str) -> Principal | None:
+    async def _principal(self, sid: str) -> Principal | None:
+        """The socket's principal now: its token not expired and, for an admin, not revoked since (a password reset),
+        checked on each request as over HTTP."""
         held = self._credentials.get(sid)
-        return None if held is None else held.current()
+        if held is None:
+            return None
+        principal = held.current()
+        if principal.is_admin:
+            await self._check_admin(principal)
+        return principal
 
-    def _caller(self, sid: str) -> Principal:
-        principal = self._principal(sid)
+    async def _caller(self, sid: str) -> Principal:
+        principal = await self._principal(sid)
         if principal is None:
             raise UnauthorizedError("token_required", "This needs a token: connect with auth: {token}")
         return principal
@@ -283,7 +292,7 @@ class ClientEvents:
         if not self._budget(sid).take():
             await self._disconnect_if_exhausted(sid)
             raise RateLimitedError(retry_after_seconds=1)
-        principal, slug = self._principal(sid), _slug(data)
+        principal, slug = await self._principal(sid), _slug(data)
         room = event_channel(slug)
         held = self._presence.rooms_of(sid)
         if room not in held and sum(r.startswith(EVENT_PREFIX) for r in held) >= MAX_EVENT_ROOMS:
@@ -310,17 +319,15 @@ class ClientEvents:
             await check_admin_token(conn, principal)
 
     async def _join_admin(self, sid: str, data: Any) -> Answer:
-        principal = self._principal(sid)
+        principal = await self._principal(sid)
         if not access.may_receive_admin(principal):
             raise ForbiddenError("admin_only", "Only admins may join the admin room")
-        assert principal is not None  # may_receive_admin says it is an admin
-        await self._check_admin(principal)
         await self._sio.enter_room(sid, ADMIN_CHANNEL)
         self._presence.joined(sid, ADMIN_CHANNEL)
         return {"room": ADMIN_CHANNEL}
 
     async def _like(self, sid: str, data: Any) -> Answer:
-        principal = self._caller(sid)
+        principal = await self._caller(sid)
         request = _parse(LikeRequest, data)
         answer = await use_cases.set_like(
             self._runtime,
@@ -333,7 +340,7 @@ class ClientEvents:
         return answer.model_dump(mode="json", by_alias=True)
 
     async def _comment(self, sid: str, data: Any) -> Answer:
-        principal = self._caller(sid)
+        principal = await self._caller(sid)
         request = _parse(CommentRequest, data)
         answer = await use_cases.add_comment(
             self._runtime,
