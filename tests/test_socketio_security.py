@@ -411,8 +411,11 @@ async def test_a_socket_that_leaves_while_its_join_is_looked_up_is_not_an_error_
         ['459999999999-["x",{"_placeholder":true,"num":0}]', *[b"\x00" * 60_000] * 20],  # attachments without end
         ["4" + "2" * 1_100_000],  # one message over the limit
         ['42["disconnect"]'],
+        [""],  # engine.io cannot decode an empty frame: it raised, and the session lived on without its socket
+        [b""],
+        ["9xyz"],  # no such engine.io packet type
     ],
-    ids=["binary", "endless-attachments", "oversized", "reserved-name"],
+    ids=["binary", "endless-attachments", "oversized", "reserved-name", "empty-text", "empty-binary", "unknown-type"],
 )
 async def test_a_hostile_websocket_message_closes_that_connection_only(
     live: LiveServer, attack: list[str | bytes], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
@@ -432,6 +435,7 @@ async def test_a_hostile_websocket_message_closes_that_connection_only(
                 with contextlib.suppress(websockets.ConnectionClosed):
                     while True:
                         assert await ws.recv() in ("1", "2")  # a close packet or a ping, nothing else
+        await settled(lambda: live.node.presence.connected_clients == 1)  # its session is over, not only its socket
         assert (await bystander.call("leave:event", "anything"))["room"] == "event:anything"
     output = logged(capsys, caplog)
     assert "Traceback" not in output and len(output.splitlines()) <= 1, output

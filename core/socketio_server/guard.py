@@ -9,7 +9,9 @@ binary attachments. python-engineio alone answers none of these well:
   log line and the connection is closed, as the reference (Node) server closes it on a parse error;
 - a binary packet may announce up to 10**10 attachments, and the server keeps every attachment that follows until
   the count is reached. Our clients never send binary: binary packets are refused;
-- an event named ``connect`` or ``disconnect`` runs the server's own connect or disconnect handler.
+- an event named ``connect`` or ``disconnect`` runs the server's own connect or disconnect handler;
+- an empty WebSocket text frame raises out of the connection's handler and leaves its session alive without its
+  socket; a frame of an unknown packet type is ignored. Here both end the session.
 """
 
 from __future__ import annotations
@@ -132,8 +134,31 @@ async def close_session(sio: Any, eio_sid: str) -> None:
         session.queue.put_nowait(None)
 
 
+# The Engine.IO packet types a client sends as a WebSocket text frame: open, close, ping, pong, message, upgrade, noop.
+CLIENT_TEXT_FRAME_TYPES = frozenset("0123456")
+
+
+def closing_on_undecodable_frames(receive: Receive) -> Receive:
+    """python-engineio decodes a WebSocket frame outside its error handling: an empty text frame raised out of the
+    connection's handler, leaving its session (rooms, viewer counts) alive without a socket until the ping timeout,
+    and an unknown packet type was ignored. Such a frame reaches engine.io as the client's disconnect instead, which
+    it handles: the session ends and the WebSocket is closed."""
+
+    async def guarded() -> Message:
+        message = await receive()
+        if message["type"] == "websocket.receive":
+            text = message.get("text")
+            if text is not None and text[:1] not in CLIENT_TEXT_FRAME_TYPES:
+                log.warning("undecodable Engine.IO frame; closing the connection", extra={"frame": text[:16]})
+                return {"type": "websocket.disconnect", "code": 1002}
+        return message
+
+    return guarded
+
+
 class PollingGuard:
-    """ASGI middleware in front of python-socketio's app for long-polling POSTs to the Socket.IO path."""
+    """ASGI middleware in front of python-socketio's app: long-polling POSTs to the Socket.IO path, and WebSocket
+    frames engine.io cannot decode (``closing_on_undecodable_frames``)."""
 
     def __init__(self, app: ASGIApp, sio: Any, *, path: str, max_body_bytes: int) -> None:
         self._app = app
@@ -142,6 +167,9 @@ class PollingGuard:
         self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and (scope["path"] + "/").startswith(self._path):
+            await self._app(scope, closing_on_undecodable_frames(receive), send)
+            return
         if scope["type"] != "http" or scope["method"] != "POST" or not (scope["path"] + "/").startswith(self._path):
             await self._app(scope, receive, send)
             return
