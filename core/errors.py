@@ -53,9 +53,20 @@ class UnavailableError(AppError):
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+NOT_MIGRATED_HINT = "the database's schema is behind this release: run `hafi-realtime migrate` against it"
+
+
+def schema_behind(exc: BaseException) -> bool:
+    """A table or column this release reads is missing: the deploy skipped ``hafi-realtime migrate``."""
+    from psycopg.errors import UndefinedColumn, UndefinedTable
+    from sqlalchemy.exc import DBAPIError
+
+    return isinstance(exc, DBAPIError) and isinstance(exc.orig, UndefinedTable | UndefinedColumn)
+
+
 def database_error(exc: BaseException) -> AppError | None:
-    """What a database failure means to the caller: unreachable or overloaded (503) or a value it refused (422).
-    None for anything else, which is a bug in our SQL."""
+    """What a database failure means to the caller: unreachable, overloaded or not migrated (503) or a value it
+    refused (422). None for anything else, which is a bug in our SQL."""
     from psycopg import DataError, OperationalError
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -64,6 +75,9 @@ def database_error(exc: BaseException) -> AppError | None:
         isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc.orig, OperationalError))
     ):
         return UnavailableError("database_unavailable", "The database is not reachable; try again shortly")
+    if schema_behind(exc):
+        log.error(NOT_MIGRATED_HINT, extra={"error": str(exc).splitlines()[0]})
+        return UnavailableError("database_not_migrated", "The service is not ready; try again shortly")
     if isinstance(exc, DBAPIError) and isinstance(exc.orig, DataError):
         # Values our validation let through but Postgres cannot store; its reason is for our log, not the client.
         log.warning("database refused a value", extra={"error": str(exc.orig).splitlines()[0]})

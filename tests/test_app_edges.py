@@ -11,6 +11,7 @@ from core.api.app import create_app
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime, build_runtime
 from tests.support.api import Api, bearer
+from tests.support.database import fresh_database
 from tests.support.environment import make_settings
 from tests.support.web_client import CLIENT_PATH, sdk_paths
 
@@ -101,3 +102,27 @@ async def test_a_page_on_another_origin_loads_the_client_and_each_sdk_it_asks_fo
         assert sdk.status_code == 200, path
         assert "javascript" in sdk.headers["content-type"] and len(sdk.content) > 10_000, path
     assert (await cors_api.get("/web/index.html")).status_code == 404  # the demo pages stay with the dev server
+
+
+@pytest.fixture
+async def client_before_migrating() -> AsyncIterator[httpx.AsyncClient]:
+    with fresh_database(migrated=False) as database_url:
+        empty = build_runtime(make_settings(database_url), provider=MemoryProvider())
+        transport = httpx.ASGITransport(app=create_app(empty))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+        await empty.aclose()
+
+
+async def test_a_database_not_yet_migrated_is_a_503_that_says_so_not_a_500(
+    client_before_migrating: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    guest = await client_before_migrating.post("/api/auth/guest")
+    page = await client_before_migrating.get("/api/events/wedding")
+    ready = await client_before_migrating.get("/api/health/ready")
+
+    for answer in (guest, page):
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "database_not_migrated"
+    assert ready.status_code == 503 and ready.json()["database"] == "not_migrated"
+    assert "hafi-realtime migrate" in caplog.text

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.api.deps import RuntimeDep
+from core.errors import NOT_MIGRATED_HINT, schema_behind
 from core.outbox import operations
 from core.unit_of_work import read_only
 
@@ -27,10 +28,15 @@ async def health(runtime: RuntimeDep) -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "The database does not answer in time."}},
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "description": "The database does not answer in time (`database`: `unavailable`), or its schema is behind"
+            " this release (`not_migrated`)."
+        }
+    },
 )
 async def ready(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
-    """Readiness, for load balancers and uptime checks: 503 unless the database answers within 2 s.
+    """Readiness, for load balancers and uptime checks: 503 unless the database answers within 2 s, migrated.
 
     One primary-key lookup on a pooled connection tells both that the database answers and how the realtime provider
     answered its last publishes (``provider.status`` ``ok`` or ``failing``, since when, the last error).
@@ -43,7 +49,11 @@ async def ready(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), read_only(runtime) as conn:
             provider = await operations.provider_status(conn, runtime.provider.name)
-    except (SQLAlchemyError, OSError, TimeoutError):
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        if schema_behind(exc):
+            log.error(f"readiness: {NOT_MIGRATED_HINT}")
+            return {"status": "unavailable", "database": "not_migrated", "provider": {"name": runtime.provider.name}}
         log.warning("readiness: the database did not answer", exc_info=True)
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"status": "unavailable", "database": "unavailable", "provider": {"name": runtime.provider.name}}
