@@ -86,3 +86,12 @@ def test_serverless_yml_passes_every_setting_a_function_reads_to_lambda() -> Non
 
     assert every_setting - _NOT_FOR_LAMBDA - set(environment) == set()
     assert set(environment) <= every_setting
+
+
+def test_the_readme_lists_every_setting() -> None:
+    from tests.deploy.artifacts import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Settings") : readme.index("## Limits")]
+
+    assert [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table] == []
