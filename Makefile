@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# DEV_ARGS go to `hafi-realtime dev`: make dev DEV_ARGS="--port 8001 --provider ably"
 dev: $(STAMP)
-	$(BIN)/hafi-realtime dev
+	$(BIN)/hafi-realtime dev $(DEV_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
