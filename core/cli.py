@@ -110,7 +110,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
             provider=args.provider,
             standin_port=args.standin_port,
         )
-    except PortUnavailableError as exc:
+    except (PortUnavailableError, SettingsError) as exc:
         sys.exit(f"hafi-realtime: {exc}")
 
 

@@ -142,7 +142,7 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     from core.migrations import upgrade
     from core.outbox.relay import relay_forever
     from core.services.accounts import upsert_admin
-    from core.settings import get_settings
+    from core.settings import SettingsError, get_settings
 
     api_socket = _listening_socket(host, port, option="--port")
     if not os.environ.get("DATABASE_URL"):
@@ -165,6 +165,11 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     # Only this command may serve without JWT_SECRET: a random one per start (tokens end with the process).
     os.environ.setdefault("JWT_SECRET", secrets.token_hex(32))
     settings = get_settings()
+    if settings.app_env == "production":
+        raise SettingsError(
+            "hafi-realtime dev refuses APP_ENV=production: it migrates, seeds the demo event and sets the demo admin's"
+            " password in the database DATABASE_URL names; serve production with a function or the API's unit"
+        )
     upgrade(settings.require_database_url())
     dev = build_dev_app(settings)
     runtime = dev.runtime

@@ -88,6 +88,19 @@ def test_dev_on_a_taken_port_says_so_and_exits_before_announcing_anything(runtim
     assert f"127.0.0.1:{port}" in line and "--port" in line
 
 
+def test_dev_refuses_a_production_environment_before_touching_its_database(runtime: Runtime) -> None:
+    # `dev` migrates, seeds the demo event and sets the demo admin's password in whatever DATABASE_URL names.
+    database_url = runtime.settings.require_database_url()
+    env = {"DATABASE_URL": database_url, "APP_ENV": "production", "JWT_SECRET": "0123456789abcdef" * 4}
+
+    result = _cli("dev", "--port", str(free_port()), env=env)
+
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "APP_ENV=production" in line
+    assert "is running" not in result.stdout
+
+
 def _processes_using(path: Path) -> list[int]:
     """The processes whose command line names ``path`` (an embedded Postgres runs with ``-D <its data dir>``)."""
     found = []
