@@ -250,7 +250,7 @@ async def test_the_auth_endpoint_signs_only_channels_the_caller_may_see(
             assert (await auth(admin, channel)).json() == {
                 "auth": channel_auth(service.key, service.secret, "1234.5678", channel)
             }
-        for bad_socket in ("1234", "1.2:private-admin", "1.2\n", ""):
+        for bad_socket in ("1234", "1.2:private-admin", "1.2\n", "", "\u0661.\u0662"):  # Arabic-Indic digits
             assert (await auth(admin, "private-admin", bad_socket)).status_code == 422
         anonymous = await api.client.post(
             "/api/realtime/pusher/auth", data={"socket_id": "1.2", "channel_name": "private-admin"}

@@ -32,7 +32,7 @@ MAX_CHANNEL_LENGTH = 164
 _PRIVATE_ADMIN = "private-admin"
 _PRIVATE_EVENT = "private-event-"
 _CHANNEL_CHARS = re.compile(r"\A[-a-zA-Z0-9_=@,.;]+\Z")
-_SOCKET_ID = re.compile(r"\A\d+\.\d+\Z")
+_SOCKET_ID = re.compile(r"\A[0-9]+\.[0-9]+\Z")  # ASCII digits: \d takes any script's
 
 
 def wire_channel(logical: str) -> str:
