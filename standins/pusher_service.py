@@ -48,7 +48,7 @@ from standins.in_flight import InFlight
 from standins.sockets import Connection, receive_json
 
 CHANNEL_NAME = re.compile(r"\A[-a-zA-Z0-9_=@,.;]{1,164}\Z")
-SOCKET_ID = re.compile(r"\A\d+\.\d+\Z")
+SOCKET_ID = re.compile(r"\A[0-9]+\.[0-9]+\Z")  # as Pusher's own (JavaScript's \d is ASCII; Python's is not)
 MAX_BATCH = 10
 MAX_DATA_BYTES = 10 * 1024
 TIMESTAMP_WINDOW_SECONDS = 600
