@@ -1,5 +1,6 @@
 """Vercel entry point: Vercel's Python runtime serves an ASGI ``app`` itself (no Mangum there)."""
 
+import logging
 import os
 
 from core.api.app import create_app
@@ -9,3 +10,11 @@ from core.api.app import create_app
 os.environ.setdefault("CLIENT_ADDRESS_SOURCE", "vercel")
 
 app = create_app()
+
+_settings = app.state.runtime.settings
+if _settings.app_env == "production" and _settings.cron_secret is None:
+    # Not a refusal: a deployment may run `hafi-realtime relay --loop` elsewhere against the same database.
+    logging.getLogger("hafi.vercel").warning(
+        "CRON_SECRET is not set: Vercel Cron cannot run the relay (GET /api/cron/relay answers 404), so publishes "
+        "that failed are not retried unless another scheduler runs `hafi-realtime relay`"
+    )

@@ -158,3 +158,24 @@ async def test_token_errors_say_our_words_and_log_the_reason(
     assert response.json() == {"error": {"code": "invalid_token", "message": "The token is not valid"}}
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any(line["message"] == "token refused" and line.get("reason") for line in logged)
+
+
+@pytest.mark.parametrize("cron_secret", [None, STRONG[::-1]])
+def test_the_vercel_entry_in_production_says_at_start_when_nothing_can_run_the_relay(cron_secret: str | None) -> None:
+    # On Vercel the relay runs only as Vercel Cron calling /api/cron/relay with CRON_SECRET; without it, publishes
+    # that failed wait for a scheduler that never comes.
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "postgresql://db/app",
+        "JWT_SECRET": STRONG,
+        "REALTIME_PROVIDER": "ably",
+        "ABLY_API_KEY": "app.key:secret",
+    }
+    if cron_secret:
+        env["CRON_SECRET"] = cron_secret
+    result = subprocess.run(
+        [sys.executable, "-c", "import api.index"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    warned = "CRON_SECRET" in result.stdout + result.stderr
+    assert warned == (cron_secret is None), result.stdout + result.stderr
