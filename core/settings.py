@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # a polling POST carries at most 16 packets; every request may be held this large while it is read.
     socketio_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=100_000_000)
     socketio_compression_threshold: int = Field(default=1024, ge=0)
+    # Sockets one client address may hold on one node. A venue's guests share its address, so the bound is wide:
+    # it stops one client from opening thousands of sessions (and viewers), not a wedding on one Wi-Fi.
+    socketio_connections_per_address: int = Field(default=500, ge=1)
     # The Socket.IO Admin UI (https://admin.socket.io), read-only; off unless asked for with real credentials.
     socketio_admin_ui: bool = False
     socketio_admin_username: str = Field(default="admin", min_length=1)

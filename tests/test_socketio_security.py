@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import jwt
 import pytest
+import socketio
 import sqlalchemy
 import websockets
 
 from core.auth import Role
+from core.runtime import Runtime
 from core.settings import Settings
 from core.socketio_server.joins import LOOKUP_TTL_SECONDS, MAX_EVENT_ROOMS, REFUSALS_BEFORE_DISCONNECT
 from tests.support.api import bearer
+from tests.support.database import empty_tables
 from tests.support.environment import redis_url
 from tests.support.ports import free_port
 from tests.support.sockets import (
@@ -27,6 +30,7 @@ from tests.support.sockets import (
     LiveServer,
     Polling,
     clients,
+    live_node,
     socketio_process,
     unique,
 )
@@ -477,3 +481,27 @@ async def test_an_admin_token_revoked_since_is_refused_on_a_socket_as_over_http(
     page = await live.api.client.get(f"/api/events/{slug}", headers=bearer(await live.api.admin()))
     assert page.status_code == 200, page.text
     assert [photo["likeCount"] for photo in page.json()["photos"] if photo["id"] == photo_id] == [0], page.text
+
+
+async def test_connections_from_one_address_are_bounded_and_refused_ones_leave_nothing_behind(
+    socket_settings: Settings, session_runtime: Runtime
+) -> None:
+    # A helper opened 3,000 sessions from one address and the viewer count followed; each session's state stays
+    # until it disconnects, and a refused connect never does.
+    await empty_tables(session_runtime.engine)
+    bounded = socket_settings.model_copy(update={"socketio_connections_per_address": 3})
+    async with live_node(bounded) as live, clients(6) as (refused, first, second, third, fourth, later):
+        events = live.node.events
+        for _ in range(3):
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await refused.connect(live.url, token="garbage")
+        assert events.tracked_sockets == 0
+        for client in (first, second, third):
+            await client.connect(live.url)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await fourth.connect(live.url)
+        assert fourth.named("connect_error")[-1]["data"]["error"]["code"] == "too_many_connections"
+        await first.sio.disconnect()
+        await settled(lambda: events.tracked_sockets == 2)
+        await later.connect(live.url)  # the place the first one left
+        assert events.tracked_sockets == 3 and live.node.presence.connected_clients == 3

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -150,6 +151,7 @@ class ClientEvents:
         self._presence = presence
         self._credentials: dict[str, Credentials] = {}  # the sockets that connected with a token
         self._addresses: dict[str, str] = {}  # the client address of each socket, for the per-address limits
+        self._sockets_from: Counter[str] = Counter()  # how many sockets each address holds (only those above)
         self._expiries = Expiries(self._expired)
         self._budgets: dict[str, SocketBudget] = {}
         self._event_lookups: Lookups[EventRef] = Lookups()
@@ -177,12 +179,23 @@ class ClientEvents:
 
         return handle
 
+    @property
+    def tracked_sockets(self) -> int:
+        """Sockets whose client address is held: each one connected and not yet disconnected."""
+        return len(self._addresses)
+
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """Nothing is kept for a refused connect: python-socketio calls ``disconnect`` only for accepted ones."""
+        address = None
         scope = environ.get("asgi.scope")
         if scope is not None:  # the client address the deployment vouches for, counted as over HTTP
-            connection = HTTPConnection(scope)
-            self._addresses[sid] = client_address(connection, self._runtime.settings.client_address_source)
+            address = client_address(HTTPConnection(scope), self._runtime.settings.client_address_source)
+            if address is not None and self._sockets_from[address] >= self._connections_per_address:
+                metrics.incr("socketio_refused")
+                message = "Too many connections from this address; close some and try again"
+                raise RefusedError(message, {"error": {"code": "too_many_connections", "message": message}})
         token = auth.get("token") if isinstance(auth, dict) else None
+        credentials = None
         if token is not None:
             try:
                 credentials = self._verify(token)
@@ -191,12 +204,24 @@ class ClientEvents:
             except UnauthorizedError as exc:
                 metrics.incr("socketio_refused")
                 raise RefusedError(exc.message, {"error": {"code": exc.code, "message": exc.message}}) from None
+        if address is not None:
+            self._addresses[sid] = address
+            self._sockets_from[address] += 1
+        if credentials is not None:
             self._hold(sid, credentials)
         self._presence.connected(sid)
 
+    @property
+    def _connections_per_address(self) -> int:
+        return self._runtime.settings.socketio_connections_per_address
+
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         self._credentials.pop(sid, None)
-        self._addresses.pop(sid, None)
+        address = self._addresses.pop(sid, None)
+        if address is not None:
+            self._sockets_from[address] -= 1
+            if self._sockets_from[address] <= 0:
+                del self._sockets_from[address]
         self._budgets.pop(sid, None)
         self._expiries.cancel(sid)
         self._presence.disconnected(sid)
