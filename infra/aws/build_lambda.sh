@@ -33,10 +33,14 @@ esac
 
 # The target Python itself compiles the bytecode (a .pyc is specific to its minor version).
 # pyenv's shims exist for versions that are not selected, so the interpreter is asked to run before it is chosen.
-python_bin="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$python_version".*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)"
-if [ -z "$python_bin" ] && "python$python_version" -c pass 2>/dev/null; then
-  python_bin="python$python_version"
-fi
+python_bin=""
+for candidate in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$python_version".*/bin/python 2>/dev/null | sort -V -r) \
+  "python$python_version"; do
+  if "$candidate" -c pass 2>/dev/null; then
+    python_bin="$candidate"
+    break
+  fi
+done
 if [ -z "$python_bin" ]; then
   echo "Python $python_version is needed to build the zip (on PATH as python$python_version, or under pyenv)" >&2
   exit 2
