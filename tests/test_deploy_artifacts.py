@@ -16,6 +16,7 @@ from tests.deploy.artifacts import (
     production_imports,
     unwanted_files,
 )
+from tests.support.web_client import CLIENT_PATH, sdk_paths
 
 
 def test_every_module_production_code_imports_is_installed_by_vercels_installer() -> None:
@@ -62,3 +63,4 @@ def test_a_module_deleted_from_the_source_is_gone_from_the_next_zip(tmp_path: Pa
     assert "core/obsolete_feature.py" in first
     assert first_party_differences(second, repo) == (set(), set())
     assert not unwanted_files(second)
+    assert {CLIENT_PATH, *sdk_paths()} <= {f"/{name}" for name in second}  # what the API function serves at /web/
