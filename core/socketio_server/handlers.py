@@ -186,11 +186,11 @@ class ClientEvents:
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Nothing is kept for a refused connect: python-socketio calls ``disconnect`` only for accepted ones."""
-        address = None
+        address: str | None = None
         scope = environ.get("asgi.scope")
         if scope is not None:  # the client address the deployment vouches for, counted as over HTTP
             address = client_address(HTTPConnection(scope), self._runtime.settings.client_address_source)
-            if address is not None and self._sockets_from[address] >= self._connections_per_address:
+            if self._sockets_from[address] >= self._connections_per_address:
                 metrics.incr("socketio_refused")
                 message = "Too many connections from this address; close some and try again"
                 raise RefusedError(message, {"error": {"code": "too_many_connections", "message": message}})

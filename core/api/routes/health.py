@@ -55,6 +55,5 @@ async def ready(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
             log.error(f"readiness: {NOT_MIGRATED_HINT}")
             return {"status": "unavailable", "database": "not_migrated", "provider": {"name": runtime.provider.name}}
         log.warning("readiness: the database did not answer", exc_info=True)
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"status": "unavailable", "database": "unavailable", "provider": {"name": runtime.provider.name}}
     return {"status": "ready", "database": "ok", "provider": {"name": runtime.provider.name, **provider}}
