@@ -524,12 +524,12 @@ def expect(answer: dict[str, Any], status: int, what: str) -> Any:
 
 def expect_script(answer: dict[str, Any], what: str) -> None:
     """A JavaScript file answered whole: what a page's ``<script>`` gets."""
-    expect_status = answer.get("statusCode")
+    status = answer.get("statusCode")
     headers = {name.lower(): value for name, value in (answer.get("headers") or {}).items()}
     body = answer.get("body") or ""
     size = len(base64.b64decode(body)) if answer.get("isBase64Encoded") else len(body.encode())
-    if expect_status != 200 or "javascript" not in headers.get("content-type", "") or size < 5_000:
-        raise CheckFailed(f"{what}: {expect_status}, {headers.get('content-type')}, {size} bytes")
+    if status != 200 or "javascript" not in headers.get("content-type", "") or size < 5_000:
+        raise CheckFailed(f"{what}: {status}, {headers.get('content-type')}, {size} bytes")
 
 
 def browser_client_flow(invoke: Callable[[str], dict[str, Any]], where: str) -> None:
