@@ -167,6 +167,22 @@ async def test_a_malformed_packet_is_logged_as_one_line_without_a_traceback(
     assert len(output.splitlines()) <= 1 and len(output) < 2_000, output
 
 
+@pytest.mark.parametrize("body", ["9", "9unknown-engine-io-type", "", "4\x1e9"])
+async def test_a_polling_post_engine_io_cannot_decode_is_refused_and_ends_the_session(
+    live: LiveServer, body: str
+) -> None:
+    # As over a WebSocket: python-engineio answered these 200 and kept the session (and its viewer) alive.
+    async with httpx.AsyncClient(base_url=live.url, timeout=WAIT_SECONDS) as http:
+        session = Polling(http)
+        await session.open()
+        answer = await http.post(session.path, params=session.query(), content=body)
+        after = await http.get(session.path, params=session.query())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "bad_request"
+    assert after.status_code == 400 or after.text == "1", after.text  # the session is over (or says so: CLOSE)
+    await settled(lambda: live.node.presence.connected_clients == 0)
+
+
 OVERSIZED = 1_200_000  # what the audit sent: more than the node's max_http_buffer_size, then 1 MB
 
 

@@ -11,7 +11,8 @@ binary attachments. python-engineio alone answers none of these well:
   the count is reached. Our clients never send binary: binary packets are refused;
 - an event named ``connect`` or ``disconnect`` runs the server's own connect or disconnect handler;
 - an empty WebSocket text frame raises out of the connection's handler and leaves its session alive without its
-  socket; a frame of an unknown packet type is ignored. Here both end the session.
+  socket; a frame of an unknown packet type is ignored, and so are such polling bodies (answered 200). Here all of
+  them end the session.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ class PollingGuard:
             return
         except _Gone:
             return
+        if not _decodable_payload(body):
+            await self._refuse(send, session, 400, "bad_request", "The packets could not be decoded")
+            return
         await self._forward(scope, body, receive, send, session)
 
     async def _read_body(self, receive: Receive) -> bytes:
@@ -266,6 +270,21 @@ class PollingGuard:
         await send({"type": "http.response.body", "body": body})
         if session is not None:
             await close_session(self._sio, session)
+
+
+# Engine.IO v4 separates the packets of a polling payload with this character.
+_RECORD_SEPARATOR = "\x1e"
+
+
+def _decodable_payload(body: bytes) -> bool:
+    """Whether engine.io can take every packet of a polling POST: python-engineio answers an empty payload or a
+    packet of an unknown type 200 and keeps the session, as over a WebSocket (``closing_on_undecodable_frames``).
+    Our clients never send binary (a ``b``-prefixed packet), which ``ClientPacket`` refuses anyway."""
+    try:
+        packets = body.decode("utf-8").split(_RECORD_SEPARATOR)
+    except UnicodeDecodeError:
+        return False
+    return all(packet[:1] in CLIENT_TEXT_FRAME_TYPES for packet in packets)
 
 
 class _TooLarge(Exception):
