@@ -521,3 +521,19 @@ async def test_connections_from_one_address_are_bounded_and_refused_ones_leave_n
         await settled(lambda: events.tracked_sockets == 2)
         await later.connect(live.url)  # the place the first one left
         assert events.tracked_sockets == 3 and live.node.presence.connected_clients == 3
+
+
+async def test_a_like_over_the_socket_takes_a_photo_id_and_a_boolean_not_anything_that_converts(
+    live: LiveServer,
+) -> None:
+    # pydantic's lax mode took {"photoId": true} as photo 1 and {"liked": "yes"} as true.
+    photo_id, _ = await live.api.event(unique("strict"))
+    async with clients(1) as (guest,):
+        await guest.connect(live.url, token=await live.api.guest())
+        by_true = await guest.call("photo:like", {"photoId": True})
+        by_yes = await guest.call("photo:like", {"photoId": photo_id, "liked": "yes"})
+        by_number = await guest.call("photo:like", {"photoId": photo_id, "liked": 0})
+        as_string = await guest.call("photo:like", {"photoId": str(photo_id), "liked": False})  # documented
+    for refused in (by_true, by_yes, by_number):
+        assert refused.get("error", {}).get("code") == "invalid_input", refused
+    assert as_string["photoId"] == photo_id and as_string["liked"] is False

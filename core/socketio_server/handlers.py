@@ -39,9 +39,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, ValidationError
 from pydantic.alias_generators import to_camel
 from socketio.exceptions import ConnectionRefusedError as RefusedError
 from starlette.requests import HTTPConnection
@@ -72,15 +72,22 @@ Work = Callable[[str, Any], Awaitable[Answer]]
 _REQUEST_CONFIG = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic's lax mode reads true as 1: a photo id is a number or a numeric string (docs/socketio.md).
+    if isinstance(value, bool):
+        raise ValueError("must be a number or a numeric string")
+    return value
+
+
 class _Request(BaseModel):
     model_config = _REQUEST_CONFIG
 
-    photo_id: PhotoId
+    photo_id: Annotated[PhotoId, BeforeValidator(_not_a_boolean)]
     mutation_id: MutationIdField = None
 
 
 class LikeRequest(_Request):
-    liked: bool = True
+    liked: StrictBool = True  # not "yes", 0 or "false"
 
 
 class CommentRequest(_Request, CommentIn):
