@@ -537,3 +537,11 @@ async def test_a_like_over_the_socket_takes_a_photo_id_and_a_boolean_not_anythin
     for refused in (by_true, by_yes, by_number):
         assert refused.get("error", {}).get("code") == "invalid_input", refused
     assert as_string["photoId"] == photo_id and as_string["liked"] is False
+
+
+async def test_long_polling_answers_carry_the_apis_security_headers(live: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=live.url, timeout=WAIT_SECONDS) as http:
+        handshake = await http.get("/api/socket/", params={"EIO": "4", "transport": "polling"})
+    assert handshake.status_code == 200, handshake.text
+    assert handshake.headers.get("x-content-type-options") == "nosniff"
+    assert "default-src 'none'" in handshake.headers.get("content-security-policy", "")

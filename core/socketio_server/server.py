@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import metrics
+from core.api.headers import SecurityHeadersMiddleware
 from core.realtime.socketio import SocketIOProvider
 from core.runtime import Runtime, build_runtime
 from core.settings import Settings
@@ -78,9 +79,11 @@ class SocketNode:
             socketio_path=settings.socketio_path,
             on_shutdown=self.aclose if standalone else None,
         )
-        return PollingGuard(
+        guarded = PollingGuard(
             app, self.sio, path=settings.socketio_path, max_body_bytes=settings.socketio_max_message_bytes
         )
+        # Long-polling answers carry the API's headers too (nosniff: a payload holds guests' comments).
+        return SecurityHeadersMiddleware(guarded)
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
