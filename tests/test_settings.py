@@ -63,7 +63,6 @@ def test_a_setting_left_empty_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -
 # Read only by a Socket.IO node (`hafi-realtime socketio`) or the Vercel cron, never by a Lambda function.
 _NOT_FOR_LAMBDA = {
     "CRON_SECRET",
-    "SOCKETIO_PATH",
     "SOCKETIO_PING_INTERVAL",
     "SOCKETIO_PING_TIMEOUT",
     "SOCKETIO_MAX_MESSAGE_BYTES",
