@@ -148,12 +148,12 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = start_embedded_postgres(data_dir)
         print(f"embedded Postgres running from {data_dir / 'pgdata'}")
-    os.environ.setdefault("DB_POOL_SIZE", "10")
-    os.environ.setdefault("DB_PREPARED_STATEMENTS", "true")  # a direct connection, no pooler in between
+    _default_env("DB_POOL_SIZE", "10")
+    _default_env("DB_PREPARED_STATEMENTS", "true")  # a direct connection, no pooler in between
     # Live with no accounts: our own Socket.IO server, in this process, unless another provider is asked for.
     if provider:
         os.environ["REALTIME_PROVIDER"] = provider
-    os.environ.setdefault("REALTIME_PROVIDER", "socketio")
+    _default_env("REALTIME_PROVIDER", "socketio")
     standin: Standin | None = None
     standin_socket: socket.socket | None = None
     if os.environ["REALTIME_PROVIDER"] in STANDIN_PROVIDERS and provider:
@@ -163,7 +163,7 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
         overrides = standin.settings(host=host, port=standin_port)
         os.environ.update({name.upper(): str(value) for name, value in overrides.items()})
     # Only this command may serve without JWT_SECRET: a random one per start (tokens end with the process).
-    os.environ.setdefault("JWT_SECRET", secrets.token_hex(32))
+    _default_env("JWT_SECRET", secrets.token_hex(32))
     settings = get_settings()
     if settings.app_env == "production":
         raise SettingsError(
@@ -217,6 +217,12 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     # process without running atexit, where the embedded Postgres is stopped. Ending by SystemExit runs them.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.Server(config).run(sockets=[api_socket])
+
+
+def _default_env(name: str, value: str) -> None:
+    """Sets ``name`` unless the environment gives it a value: an empty one counts as unset, as in Settings."""
+    if not os.environ.get(name):
+        os.environ[name] = value
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

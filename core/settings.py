@@ -31,8 +31,7 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    # An empty variable is an unset one: serverless.yml passes every setting as ${env:NAME, ''}.
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str | None = None
@@ -115,6 +114,17 @@ class Settings(BaseSettings):
     socketio_admin_password: SecretStr = SecretStr("")
 
     log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, values: Any) -> Any:
+        """An empty setting is an unset one (serverless.yml passes every setting as ${env:NAME, ''}), except
+        APP_ENV: it decides how strict the other checks are, so an empty one is refused, not taken for development."""
+        if not isinstance(values, dict):
+            return values
+        if values.get("app_env") == "":
+            raise ValueError("APP_ENV is empty: set it to production, development or test")
+        return {name: value for name, value in values.items() if value != ""}
 
     @field_validator("cors_origins", mode="before")
     @classmethod

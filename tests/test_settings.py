@@ -60,6 +60,14 @@ def test_a_setting_left_empty_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -
         settings.require_jwt_secret()
 
 
+def test_an_empty_app_env_is_refused_not_taken_for_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    # APP_ENV decides how strict every other check is: an empty one must not quietly mean development.
+    monkeypatch.setenv("APP_ENV", "")
+
+    with pytest.raises(SettingsError, match="APP_ENV"):
+        load_settings()
+
+
 # Read only by a Socket.IO node (`hafi-realtime socketio`) or the Vercel cron, never by a Lambda function.
 _NOT_FOR_LAMBDA = {
     "CRON_SECRET",
