@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -545,3 +546,42 @@ async def test_long_polling_answers_carry_the_apis_security_headers(live: LiveSe
     assert handshake.status_code == 200, handshake.text
     assert handshake.headers.get("x-content-type-options") == "nosniff"
     assert "default-src 'none'" in handshake.headers.get("content-security-policy", "")
+
+
+@pytest.fixture
+async def bounded_live(socket_settings: Settings, session_runtime: Runtime) -> AsyncIterator[LiveServer]:
+    await empty_tables(session_runtime.engine)
+    async with live_node(socket_settings.model_copy(update={"socketio_connections_per_address": 3})) as server:
+        yield server
+
+
+async def test_admins_connecting_at_once_from_one_address_stay_within_its_bound(bounded_live: LiveServer) -> None:
+    # Each admin connect waits on the database (its token's version) between the bound's check and its count.
+    admin = await bounded_live.api.admin()
+    async with clients(8) as many:
+        outcomes = await asyncio.gather(
+            *(client.connect(bounded_live.url, token=admin) for client in many), return_exceptions=True
+        )
+        accepted = [outcome for outcome in outcomes if outcome is None]
+        assert len(accepted) == 3, outcomes
+        assert bounded_live.node.events.tracked_sockets == 3
+
+
+async def test_a_session_closed_while_its_admin_token_is_checked_keeps_no_place(bounded_live: LiveServer) -> None:
+    admin = await bounded_live.api.admin()
+    engine = bounded_live.node.runtime.engine
+    async with httpx.AsyncClient(base_url=bounded_live.url, timeout=WAIT_SECONDS) as http:
+        for _ in range(3):
+            session = Polling(http)
+            opened = await http.get(session.path, params={"EIO": "4", "transport": "polling"})
+            session.sid = json.loads(opened.text[1:])["sid"]
+            async with engine.connect() as blocker:
+                await blocker.execute(sqlalchemy.text("LOCK TABLE admins IN ACCESS EXCLUSIVE MODE"))
+                connecting = asyncio.create_task(session.post("40" + json.dumps({"token": admin})))
+                await asyncio.sleep(0.3)  # the connect handler now waits for the admins table
+                await session.post("1")  # the client closes the session meanwhile
+                await blocker.rollback()
+            await connecting
+    await asyncio.sleep(QUIET_SECONDS)
+    assert bounded_live.node.events.tracked_sockets == 0
+    assert bounded_live.node.presence.connected_clients == 0

@@ -192,15 +192,14 @@ class ClientEvents:
         return len(self._addresses)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        """Nothing is kept for a refused connect: python-socketio calls ``disconnect`` only for accepted ones."""
+        """Nothing is kept for a refused connect: python-socketio calls ``disconnect`` only for accepted ones. The
+        address's bound is checked again, and the socket counted, only after the last wait (an admin token's
+        check), so connects that wait at once cannot all pass it."""
         address: str | None = None
         scope = environ.get("asgi.scope")
         if scope is not None:  # the client address the deployment vouches for, counted as over HTTP
             address = client_address(HTTPConnection(scope), self._runtime.settings.client_address_source)
-            if self._sockets_from[address] >= self._connections_per_address:
-                metrics.incr("socketio_refused")
-                message = "Too many connections from this address; close some and try again"
-                raise RefusedError(message, {"error": {"code": "too_many_connections", "message": message}})
+            self._refuse_if_full(address)
         token = auth.get("token") if isinstance(auth, dict) else None
         credentials = None
         if token is not None:
@@ -211,12 +210,27 @@ class ClientEvents:
             except UnauthorizedError as exc:
                 metrics.incr("socketio_refused")
                 raise RefusedError(exc.message, {"error": {"code": exc.code, "message": exc.message}}) from None
+        if self._closed_while_connecting(sid):
+            # python-socketio skips the disconnect handler of a session that closes while its connect is pending
+            raise RefusedError("The connection closed while it was being accepted")
         if address is not None:
+            self._refuse_if_full(address)
             self._addresses[sid] = address
             self._sockets_from[address] += 1
         if credentials is not None:
             self._hold(sid, credentials)
         self._presence.connected(sid)
+
+    def _refuse_if_full(self, address: str) -> None:
+        if self._sockets_from[address] >= self._connections_per_address:
+            metrics.incr("socketio_refused")
+            message = "Too many connections from this address; close some and try again"
+            raise RefusedError(message, {"error": {"code": "too_many_connections", "message": message}})
+
+    def _closed_while_connecting(self, sid: str) -> bool:
+        eio_sid = self._sio.manager.eio_sid_from_sid(sid, "/")
+        session = self._sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        return session is None or bool(session.closed)
 
     @property
     def _connections_per_address(self) -> int:
