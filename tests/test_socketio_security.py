@@ -21,6 +21,7 @@ import websockets
 from core.auth import Role
 from core.runtime import Runtime
 from core.settings import Settings
+from core.socketio_server import handlers
 from core.socketio_server.joins import LOOKUP_TTL_SECONDS, MAX_EVENT_ROOMS, REFUSALS_BEFORE_DISCONNECT
 from tests.support.api import bearer
 from tests.support.database import empty_tables
@@ -585,3 +586,28 @@ async def test_a_session_closed_while_its_admin_token_is_checked_keeps_no_place(
     await asyncio.sleep(QUIET_SECONDS)
     assert bounded_live.node.events.tracked_sockets == 0
     assert bounded_live.node.presence.connected_clients == 0
+
+
+async def test_an_admin_socket_that_only_listens_is_ended_soon_after_a_password_reset(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Requests over a socket check the admin's token at once (above); one that only listens for notifications is
+    # checked every ADMIN_RECHECK_SECONDS.
+    monkeypatch.setattr(handlers, "ADMIN_RECHECK_SECONDS", 0.2)
+    photo_id, _ = await live.api.event(unique("listening"))
+    async with clients(1) as (listener,):
+        await listener.connect(live.url, token=await live.api.admin())
+        await listener.call("join:admin")
+        await live.api.admin()  # the password set again
+
+        await settled(lambda: not listener.sio.connected)
+        comment = await live.api.client.post(
+            f"/api/photos/{photo_id}/comments",
+            json={"authorName": "Ana", "content": "after the reset"},
+            headers=bearer(await live.api.guest()),
+        )
+        assert comment.status_code == 201, comment.text
+        await asyncio.sleep(QUIET_SECONDS)
+    revoked = {"code": "token_revoked", "message": "This admin token is no longer valid; log in again"}
+    assert listener.named("error") == [{"event": "auth", "error": revoked}]
+    assert listener.named("notification:new-comment") == []

@@ -34,6 +34,8 @@ unlikes. ``eventSlug`` is accepted and ignored: the photo decides its event. Any
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -98,6 +100,10 @@ class CommentRequest(_Request, CommentIn):
 
 R = TypeVar("R", bound=_Request)
 
+# How often a node checks its admin sockets' tokens against their accounts. A request over a socket checks at once;
+# a socket that only listens (notifications) learns of a password reset, which revokes its token, within this.
+ADMIN_RECHECK_SECONDS = 30.0
+
 EVENT_NAME_SHOWN = 64  # characters of a refused event's name that are logged and sent back
 
 
@@ -160,6 +166,7 @@ class ClientEvents:
         self._addresses: dict[str, str] = {}  # the client address of each socket, for the per-address limits
         self._sockets_from: Counter[str] = Counter()  # how many sockets each address holds (only those above)
         self._expiries = Expiries(self._expired)
+        self._admin_watch: asyncio.Task[None] | None = None
         self._budgets: dict[str, SocketBudget] = {}
         self._event_lookups: Lookups[EventRef] = Lookups()
 
@@ -250,12 +257,36 @@ class ClientEvents:
     def _hold(self, sid: str, credentials: Credentials) -> None:
         self._credentials[sid] = credentials
         self._expiries.set(sid, credentials.expires_at)
+        if credentials.principal.is_admin and (self._admin_watch is None or self._admin_watch.done()):
+            self._admin_watch = asyncio.get_running_loop().create_task(self._watch_admins())
 
     async def _expired(self, sid: str) -> None:
         """At the token's ``exp`` the socket leaves every room and the server: told why, then disconnected."""
-        error = {"code": "token_expired", "message": "The token has expired; ask for a new one"}
+        await self._end(sid, UnauthorizedError("token_expired", "The token has expired; ask for a new one"))
+
+    async def _end(self, sid: str, reason: UnauthorizedError) -> None:
+        error = {"code": reason.code, "message": reason.message}
         await self._sio.emit(ERROR_EVENT, {"event": "auth", "error": error}, to=sid, ignore_queue=True)
         await self._sio.disconnect(sid, ignore_queue=True)
+
+    async def _watch_admins(self) -> None:
+        """While admin sockets are connected, ends those whose token has been revoked since (one lookup per admin
+        every ``ADMIN_RECHECK_SECONDS``); stops when none is left, and starts again with the next one."""
+        while any(held.principal.is_admin for held in self._credentials.values()):
+            await asyncio.sleep(ADMIN_RECHECK_SECONDS)
+            sockets_of: dict[Principal, list[str]] = {}
+            for sid, held in list(self._credentials.items()):
+                if held.principal.is_admin:
+                    sockets_of.setdefault(held.principal, []).append(sid)
+            for principal, sids in sockets_of.items():
+                try:
+                    await self._check_admin(principal)
+                except UnauthorizedError as revoked:
+                    for sid in sids:
+                        await self._end(sid, revoked)
+                except Exception:
+                    log.warning("checking the admin sockets' tokens failed; trying again later", exc_info=True)
+                    break
 
     async def _refresh(self, sid: str, data: Any) -> Answer:
         """A new token for the same identity keeps the connection (and its rooms) past the old one's ``exp``."""
@@ -272,6 +303,10 @@ class ClientEvents:
 
     async def aclose(self) -> None:
         await self._expiries.aclose()
+        if self._admin_watch is not None:
+            self._admin_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._admin_watch
 
     async def refuse(self, event: Any, sid: str, *args: Any) -> Answer:
         """Clients never publish: any event we do not serve is refused, whatever its name (which a hostile client
