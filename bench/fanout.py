@@ -95,6 +95,8 @@ def _ours(node: str, size: Size, database_url: str) -> dict[str, Any]:
         REALTIME_PROVIDER="socketio",
         ADMIN_PASSWORD=ADMIN_PASSWORD,
         RATE_LIMIT_PER_MINUTE="1000000",
+        # every client of the load generator comes from loopback: one address
+        SOCKETIO_CONNECTIONS_PER_ADDRESS=str(size.clients + 10),
     )
     command = [venv_bin("hafi-realtime"), "dev", "--port", str(port)]
     with running(command, env=env, ready_url=f"{base}/api/health") as server, httpx.Client(base_url=base) as http:
