@@ -281,12 +281,17 @@ class ClientEvents:
             for principal, sids in sockets_of.items():
                 try:
                     await self._check_admin(principal)
-                except UnauthorizedError as revoked:
-                    for sid in sids:
-                        await self._end(sid, revoked)
+                    continue
+                except UnauthorizedError as error:
+                    revoked = error
                 except Exception:
                     log.warning("checking the admin sockets' tokens failed; trying again later", exc_info=True)
                     break
+                for sid in sids:
+                    try:
+                        await self._end(sid, revoked)
+                    except Exception:  # one socket's end must not keep the others connected
+                        log.warning("ending a revoked admin socket failed", exc_info=True, extra={"sid": sid})
 
     async def _refresh(self, sid: str, data: Any) -> Answer:
         """A new token for the same identity keeps the connection (and its rooms) past the old one's ``exp``."""
