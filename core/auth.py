@@ -92,9 +92,7 @@ def verify_token_until(token: str, settings: Settings) -> tuple[Principal, float
     known = _verified.get(token)
     if known is not None and known[2] == terms:
         principal, expires_at, _ = known
-        # as PyJWT decides: no leeway
-        if time.time() >= expires_at:
-            raise _expired()
+        ensure_unexpired(expires_at)
         return principal, expires_at
     principal, expires_at = _verify_signed(token, settings)
     if len(_verified) >= _VERIFIED_MAX:
@@ -103,8 +101,14 @@ def verify_token_until(token: str, settings: Settings) -> tuple[Principal, float
     return principal, expires_at
 
 
-def _expired() -> UnauthorizedError:
+def token_expired() -> UnauthorizedError:
     return UnauthorizedError("token_expired", "The token has expired; ask for a new one")
+
+
+def ensure_unexpired(expires_at: float) -> None:
+    """Refuses a token verified earlier once past its ``exp``, as PyJWT decides: no leeway."""
+    if time.time() >= expires_at:
+        raise token_expired()
 
 
 def _verify_signed(token: str, settings: Settings) -> tuple[Principal, float]:
@@ -120,7 +124,7 @@ def _verify_signed(token: str, settings: Settings) -> tuple[Principal, float]:
             options={"require": ["exp", "iat", "iss", "aud", "sub", "role"]},
         )
     except jwt.ExpiredSignatureError:
-        raise _expired() from None
+        raise token_expired() from None
     except jwt.PyJWTError as exc:
         # Why it failed is for our log, not for whoever sent it.
         log.info("token refused", extra={"reason": str(exc)[:200]})

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ from starlette.requests import HTTPConnection
 from core import access, metrics, use_cases
 from core.access import EventRef
 from core.api.client_address import client_address
-from core.auth import Principal, verify_token_until
+from core.auth import Principal, ensure_unexpired, token_expired, verify_token_until
 from core.errors import ForbiddenError, InvalidInputError, RateLimitedError, UnauthorizedError, as_app_error
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, event_channel, is_valid_slug
 from core.runtime import Runtime
@@ -149,9 +148,7 @@ class Credentials:
     expires_at: float
 
     def current(self) -> Principal:
-        # The same answer as ``verify_token`` for a token past its ``exp`` (PyJWT allows no leeway either).
-        if time.time() >= self.expires_at:
-            raise UnauthorizedError("token_expired", "The token has expired; ask for a new one")
+        ensure_unexpired(self.expires_at)  # the answer verify_token gives a token past its exp
         return self.principal
 
 
@@ -262,7 +259,7 @@ class ClientEvents:
 
     async def _expired(self, sid: str) -> None:
         """At the token's ``exp`` the socket leaves every room and the server: told why, then disconnected."""
-        await self._end(sid, UnauthorizedError("token_expired", "The token has expired; ask for a new one"))
+        await self._end(sid, token_expired())
 
     async def _end(self, sid: str, reason: UnauthorizedError) -> None:
         error = {"code": reason.code, "message": reason.message}
