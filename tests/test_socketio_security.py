@@ -501,14 +501,20 @@ async def test_an_admin_token_revoked_since_is_refused_on_a_socket_as_over_http(
     assert [photo["likeCount"] for photo in page.json()["photos"] if photo["id"] == photo_id] == [0], page.text
 
 
+@pytest.fixture
+async def bounded_live(socket_settings: Settings, session_runtime: Runtime) -> AsyncIterator[LiveServer]:
+    await empty_tables(session_runtime.engine)
+    async with live_node(socket_settings.model_copy(update={"socketio_connections_per_address": 3})) as server:
+        yield server
+
+
 async def test_connections_from_one_address_are_bounded_and_refused_ones_leave_nothing_behind(
-    socket_settings: Settings, session_runtime: Runtime
+    bounded_live: LiveServer,
 ) -> None:
     # A helper opened 3,000 sessions from one address and the viewer count followed; each session's state stays
     # until it disconnects, and a refused connect never does.
-    await empty_tables(session_runtime.engine)
-    bounded = socket_settings.model_copy(update={"socketio_connections_per_address": 3})
-    async with live_node(bounded) as live, clients(6) as (refused, first, second, third, fourth, later):
+    live = bounded_live
+    async with clients(6) as (refused, first, second, third, fourth, later):
         events = live.node.events
         for _ in range(3):
             with pytest.raises(socketio.exceptions.ConnectionError):
@@ -547,13 +553,6 @@ async def test_long_polling_answers_carry_the_apis_security_headers(live: LiveSe
     assert handshake.status_code == 200, handshake.text
     assert handshake.headers.get("x-content-type-options") == "nosniff"
     assert "default-src 'none'" in handshake.headers.get("content-security-policy", "")
-
-
-@pytest.fixture
-async def bounded_live(socket_settings: Settings, session_runtime: Runtime) -> AsyncIterator[LiveServer]:
-    await empty_tables(session_runtime.engine)
-    async with live_node(socket_settings.model_copy(update={"socketio_connections_per_address": 3})) as server:
-        yield server
 
 
 async def test_admins_connecting_at_once_from_one_address_stay_within_its_bound(bounded_live: LiveServer) -> None:
