@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,15 +18,21 @@ from tests.support.environment import make_settings
 from tests.support.web_client import CLIENT_PATH, sdk_paths
 
 
+@contextlib.asynccontextmanager
+async def _client_of(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole API on a runtime of its own over ``database_url``."""
+    runtime = build_runtime(make_settings(database_url, **settings), provider=MemoryProvider())
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await runtime.aclose()
+
+
 @pytest.fixture
 async def client_without_database(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     # Nothing listens on port 1: every connection attempt is refused at once.
-    settings = make_settings("postgresql+psycopg://postgres@127.0.0.1:1/none", db_connect_timeout=1)
-    down = build_runtime(settings, provider=MemoryProvider())
-    transport = httpx.ASGITransport(app=create_app(down))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with _client_of("postgresql+psycopg://postgres@127.0.0.1:1/none", db_connect_timeout=1) as client:
         yield client
-    await down.aclose()
 
 
 async def test_a_database_outage_is_a_503_with_the_error_shape_and_health_stays_up(
@@ -107,11 +115,8 @@ async def test_a_page_on_another_origin_loads_the_client_and_each_sdk_it_asks_fo
 @pytest.fixture
 async def client_before_migrating() -> AsyncIterator[httpx.AsyncClient]:
     with fresh_database(migrated=False) as database_url:
-        empty = build_runtime(make_settings(database_url), provider=MemoryProvider())
-        transport = httpx.ASGITransport(app=create_app(empty))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with _client_of(database_url) as client:
             yield client
-        await empty.aclose()
 
 
 async def test_a_database_not_yet_migrated_is_a_503_that_says_so_not_a_500(
