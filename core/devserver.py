@@ -107,6 +107,7 @@ def build_dev_app(settings: Settings) -> DevApp:
         runtime = node.runtime
     else:
         runtime = build_runtime(settings)
+    runtime.publishes_after_answer = True  # a server, as core.api.app.server_app's
     api = create_app(runtime)
     mount_web(api)
     if node is None:

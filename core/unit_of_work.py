@@ -136,15 +136,26 @@ async def _action(
             if not unit.admission_checked:
                 raise RuntimeError("a single-statement action must run its statement with UnitOfWork.execute_action")
         if unit.enqueued.turns:
-            # A request publishes for others only as long as one publish may take; then it hands the lease off.
-            await publishing.publish_turns(
-                conn,
-                runtime.provider,
-                unit.publisher,
-                list(unit.enqueued.turns.values()),
-                settings,
-                hand_off_after=settings.publish_timeout_seconds,
-            )
+            turns = list(unit.enqueued.turns.values())
+            if runtime.publishes_after_answer:
+                runtime.after_answer(_publish_on_a_connection_of_its_own(runtime, unit.publisher, turns))
+            else:
+                await _publish(conn, runtime, unit.publisher, turns)
+
+
+async def _publish(conn: AsyncConnection, runtime: Runtime, publisher: str, turns: list[store.ChannelTurn]) -> None:
+    # A request publishes for others only as long as one publish may take; then it hands the lease off.
+    settings = runtime.settings
+    await publishing.publish_turns(
+        conn, runtime.provider, publisher, turns, settings, hand_off_after=settings.publish_timeout_seconds
+    )
+
+
+async def _publish_on_a_connection_of_its_own(runtime: Runtime, publisher: str, turns: list[store.ChannelTurn]) -> None:
+    """The publish of an action that has answered: the action's connection went back to the pool with the answer."""
+    async with runtime.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await _publish(conn, runtime, publisher, turns)
 
 
 @asynccontextmanager

@@ -67,7 +67,7 @@ def _uvicorn_as_compose_starts_it(api: Api, nginx_address: str) -> Iterator[tupl
         "FORWARDED_ALLOW_IPS": nginx_address,
         "LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "uvicorn", "core.api.app:create_app", "--factory"]
+    command = [sys.executable, "-m", "uvicorn", "core.api.app:create_server_app", "--factory"]
     process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env)
     try:
         yield port, process

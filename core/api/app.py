@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -19,7 +20,7 @@ from core.api.limits import BodyLimitMiddleware
 from core.api.middleware import AccessLogMiddleware
 from core.errors import AppError, RateLimitedError, as_app_error
 from core.logs import configure_logging
-from core.runtime import Runtime, build_runtime
+from core.runtime import Runtime, build_runtime, tune_garbage_collection
 from core.schemas import ErrorResponse
 from core.settings import get_settings
 
@@ -133,4 +134,28 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+def create_server_app() -> FastAPI:
+    """``uvicorn core.api.app:create_server_app --factory`` (docker compose, the systemd unit): ``server_app`` with
+    a runtime built from the environment."""
+    return server_app(build_runtime(get_settings()))
+
+
+def server_app(runtime: Runtime) -> FastAPI:
+    """The whole API for a process that outlives its requests: an action answers once its change is committed, and
+    the publishing it took on goes on after the answer, so no guest waits while one publishes a venue's likes at the
+    channel's ceiling; the garbage collector is tuned as a Socket.IO node's is. Shutting down waits for those
+    publishes, then closes the engine."""
+    runtime.publishes_after_answer = True
+    app = create_app(runtime)
+    tune_garbage_collection()
+
+    @asynccontextmanager
+    async def closing_runtime(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await runtime.aclose()
+
+    app.router.lifespan_context = closing_runtime
     return app

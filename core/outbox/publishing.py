@@ -215,6 +215,13 @@ _CLAIM = text(
 )
 
 
+def longest_publishing_seconds(settings: Settings) -> float:
+    """How long a request may go on publishing for others (``publish_turns`` with ``hand_off_after`` set to the
+    publish timeout): its turn and each retake, each up to one publish timeout past its deadline."""
+    spacing = 1 / settings.channel_publish_ceiling_per_second
+    return (1 + HAND_OFF_RETAKES) * (2 * settings.publish_timeout_seconds + spacing) + 1
+
+
 def _backoff_seconds(attempts: int) -> int:
     return int(min(2 ** max(attempts - 1, 0), _MAX_BACKOFF_SECONDS))
 

@@ -7,7 +7,6 @@ publish to them through the write-only manager (``core.realtime.socketio``).
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from core import metrics
 from core.api.headers import SecurityHeadersMiddleware
 from core.realtime.socketio import SocketIOProvider
-from core.runtime import Runtime, build_runtime
+from core.runtime import Runtime, build_runtime, tune_garbage_collection
 from core.settings import Settings
 from core.socketio_server.broadcast import BroadcastingManager, BroadcastingRedisManager
 from core.socketio_server.guard import ClientPacket, PollingGuard, close_on_malformed_packets, library_logger
@@ -105,32 +104,13 @@ class SocketNode:
         await self.runtime.aclose()
 
 
-# Python's full (generation 2) collection walks every object the process holds. A node holding thousands of
-# sockets holds millions of objects, and with the default thresholds a join storm (the heap grows by a quarter again
-# and again) or a fan-out (each broadcast allocates per recipient) set off full collections that took 0.3-2 s each
-# in the 3,000-client benchmark, a fifth of the node's time and the largest share of its fan-out p99.
-# Young collections are not free either: after each broadcast every socket's engine.io writer waits again on new
-# objects (a coroutine, a future, a timeout and its timer: about 15 per socket, 75,000 at 5,000 viewers), all alive
-# and all young, and a young collection walks each of them. At 10,000 allocations between young collections about
-# one such walk fell in every broadcast, 10-30 ms with the loop blocked; at 100,000 they are a tenth as frequent.
-# The fan-out p99 at 5,000 clients went from 162-243 ms to 134-140 ms in three runs each; the node's peak memory
-# did not change (359 MB). Short-lived cycles (tasks, futures) are still taken by young collections.
-GC_THRESHOLDS = (100_000, 50, 100)
-
-
-def tune_garbage_collection() -> None:
-    """Objects alive once the node is built (modules, settings, the app) are never garbage: ``gc.freeze`` takes
-    them out of every later collection; then the thresholds above."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 def build_node(settings: Settings, *, engine: AsyncEngine | None = None) -> SocketNode:
     """The server, a runtime whose provider emits through it, the client handlers, presence and the gauges of
     ``/api/metrics``. Must be called where the event loop that will serve it is running or will run."""
     sio = create_server(settings)
     provider = SocketIOProvider(sio, path=settings.socketio_path, public_url=settings.socketio_public_url)
     runtime = build_runtime(settings, engine=engine, provider=provider)
+    runtime.publishes_after_answer = True  # a server: its handlers answer, then publish
 
     async def announce(event: str, room: str, data: dict[str, Any]) -> None:
         # Each node tells its own clients (see presence.py): a count relayed between nodes could arrive late.
