@@ -78,15 +78,18 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def every_router() -> list[APIRouter]:
-    """The whole API. Imported here, not at the top: a function serving part of it loads only its own routes."""
+    """The whole API. Imported here, not at the top: a function serving part of it loads only its own routes.
+
+    A request is matched against the routes in this order, one after the other: the likes and the comments, the
+    hottest, come first."""
     from core.api.routes import admin, auth, cron, events, health, likes, photos, realtime
 
     return [
+        likes.router,
+        photos.router,
         health.router,
         auth.router,
         events.router,
-        likes.router,
-        photos.router,
         admin.router,
         realtime.router,
         cron.router,
