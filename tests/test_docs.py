@@ -6,7 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
-from core.api.reference import API_DOC, reference_app, render
+from fastapi.routing import APIRoute
+
+from core.api.deps import acting_caller
+from core.api.reference import API_DOC, dependency_calls, reference_app, render, routes_of
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # What a clone does not have: the sibling folder the project was first specified in, or this machine's work paths.
@@ -17,6 +20,24 @@ def test_docs_api_md_is_what_the_openapi_schema_gives() -> None:
     expected = render(reference_app())
 
     assert API_DOC.read_text(encoding="utf-8") == expected, "docs/api.md is stale: run python -m core.api.reference"
+
+
+def test_every_route_acting_for_a_caller_documents_the_token_and_mutation_id_it_reads() -> None:
+    # acting_caller reads both headers itself (core/api/deps.py): only the route's openapi_extra documents them.
+    app = reference_app()
+    schema = app.openapi()
+    acting = [
+        (method.lower(), route.path)
+        for route in routes_of(app)
+        if isinstance(route, APIRoute) and acting_caller in set(dependency_calls(route.dependant))
+        for method in route.methods or ()
+    ]
+
+    assert len(acting) >= 3  # like, unlike, comment
+    for method, path in acting:
+        operation = schema["paths"][path][method]
+        assert operation.get("security") == [{"HTTPBearer": []}], (method, path)
+        assert "x-mutation-id" in [p["name"] for p in operation["parameters"] if p["in"] == "header"], (method, path)
 
 
 def test_no_tracked_file_refers_to_a_path_outside_the_repository() -> None:

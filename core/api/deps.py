@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -137,15 +137,29 @@ class Caller:
     mutation_id: str | None
 
 
-async def acting_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_mutation_id: Annotated[str | None, Header()] = None,
-) -> Caller:
+async def acting_caller(request: Request) -> Caller:
+    """Reads the token and ``X-Mutation-Id`` itself: as sub-dependencies (the bearer scheme, a ``Header``
+    parameter) FastAPI solved them at a sixth of a like's Python in a profile of 200 concurrent likes. Each route
+    that depends on it documents what it reads with ``openapi_extra=ACTING_CALLER_OPENAPI``."""
     runtime = await get_runtime(request)
-    principal = _required(await _principal_of(request, runtime, credentials))
+    principal = _required(await _principal_of(request, runtime, await _bearer(request)))
     address = client_address(request, runtime.settings.client_address_source)
-    return Caller(runtime, principal, address, _checked_mutation_id(x_mutation_id))
+    return Caller(runtime, principal, address, _checked_mutation_id(request.headers.get("x-mutation-id")))
+
+
+# What acting_caller reads, as FastAPI would have documented it as sub-dependencies (tests/test_docs.py checks that
+# every route using it says so).
+ACTING_CALLER_OPENAPI: dict[str, Any] = {
+    "security": [{"HTTPBearer": []}],
+    "parameters": [
+        {
+            "name": "x-mutation-id",
+            "in": "header",
+            "required": False,
+            "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "X-Mutation-Id"},
+        }
+    ],
+}
 
 
 ActingCaller = Annotated[Caller, Depends(acting_caller)]

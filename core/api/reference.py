@@ -57,14 +57,14 @@ def reference_app() -> FastAPI:
     return create_app(build_runtime(settings, provider=MemoryProvider()))
 
 
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
     for dependency in dependant.dependencies:
         if dependency.call is not None:
             yield dependency.call
-        yield from _calls(dependency)
+        yield from dependency_calls(dependency)
 
 
-def _routes(app: FastAPI) -> Iterator[BaseRoute]:
+def routes_of(app: FastAPI) -> Iterator[BaseRoute]:
     # FastAPI 0.165 keeps included routers whole in ``app.routes``; its public iterator opens them up.
     iterate = getattr(routing, "iter_route_contexts", None)
     if iterate is None:
@@ -75,9 +75,9 @@ def _routes(app: FastAPI) -> Iterator[BaseRoute]:
 
 def _who(app: FastAPI) -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
-    for route in _routes(app):
+    for route in routes_of(app):
         if isinstance(route, APIRoute):
-            calls = set(_calls(route.dependant))
+            calls = set(dependency_calls(route.dependant))
             who = next((label for call, label in _WHO if call in calls), "no token")
             for method in route.methods or ():
                 found[(method.lower(), route.path)] = who

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from core import use_cases
-from core.api.deps import ActingCaller, Caller
+from core.api.deps import ACTING_CALLER_OPENAPI, ActingCaller, Caller
 from core.schemas import LikeOut
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
@@ -15,12 +15,12 @@ router = APIRouter(prefix="/api/photos", tags=["photos"])
 PhotoId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("/{photo_id}/like")
+@router.post("/{photo_id}/like", openapi_extra=ACTING_CALLER_OPENAPI)
 async def like_photo(photo_id: PhotoId, caller: ActingCaller) -> LikeOut:
     return await _set_like(photo_id, caller, liked=True)
 
 
-@router.delete("/{photo_id}/like")
+@router.delete("/{photo_id}/like", openapi_extra=ACTING_CALLER_OPENAPI)
 async def unlike_photo(photo_id: PhotoId, caller: ActingCaller) -> LikeOut:
     return await _set_like(photo_id, caller, liked=False)
 

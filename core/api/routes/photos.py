@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from core import use_cases
-from core.api.deps import ActingCaller, CurrentPrincipal, IdempotencyKey, RuntimeDep
+from core.api.deps import ACTING_CALLER_OPENAPI, ActingCaller, CurrentPrincipal, IdempotencyKey, RuntimeDep
 from core.api.routes.likes import PhotoId
 from core.schemas import CommentIn, CommentOut, CommentsOut
 from core.services import comments
@@ -34,7 +34,7 @@ async def list_comments(
     )
 
 
-@router.post("/{photo_id}/comments", status_code=status.HTTP_201_CREATED)
+@router.post("/{photo_id}/comments", status_code=status.HTTP_201_CREATED, openapi_extra=ACTING_CALLER_OPENAPI)
 async def add_comment(
     photo_id: PhotoId,
     body: CommentIn,
