@@ -17,6 +17,7 @@ There is no edge at which a fresh minute lets a second burst through: at most ``
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -69,7 +70,7 @@ def bounded_key(key: str) -> str:
 _ADMIT_SQL = """
     INSERT INTO rate_limits AS r (key, seconds, counts, admitted_at, window_seconds)
     SELECT g.key, ARRAY[date_trunc('second', now())], ARRAY[1], now(), g.window_seconds
-    FROM unnest(CAST(:limit_keys AS text[]), CAST(:limit_windows AS int[])) AS g(key, window_seconds) ORDER BY g.key
+    FROM jsonb_to_recordset(CAST(:limits AS jsonb)) AS g(key text, window_seconds int) ORDER BY g.key
     ON CONFLICT (key) DO UPDATE SET window_seconds = excluded.window_seconds,
         (seconds, counts, admitted_at) = (
             SELECT CASE WHEN NOT admit OR late THEN s ELSE s || excluded.seconds END,
@@ -80,8 +81,10 @@ _ADMIT_SQL = """
                 SELECT coalesce(array_agg(b.t ORDER BY b.t), '{}') AS s,
                     coalesce(array_agg(b.n ORDER BY b.t), '{}') AS c,
                     max(b.t) >= excluded.seconds[1] AS late,
-                    coalesce(sum(b.n), 0)
-                        < (CAST(:limit_counts AS int[]))[array_position(CAST(:limit_keys AS text[]), r.key)] AS admit
+                    coalesce(sum(b.n), 0) < (
+                        SELECT g.most FROM jsonb_to_recordset(CAST(:limits AS jsonb)) AS g(key text, most int)
+                        WHERE g.key = r.key
+                    ) AS admit
                 FROM unnest(r.seconds, r.counts) AS b(t, n)
                 WHERE b.t > now() - make_interval(secs => excluded.window_seconds) AND b.n > 0
             ) AS kept
@@ -139,13 +142,14 @@ def _refusal(seconds_left: float) -> RateLimitedError:
 
 
 def admission_params(limits: Sequence[Limit]) -> dict[str, Any]:
-    """The parameters of ``_ADMIT`` and of ``ADMISSION_CTES``."""
+    """The parameters of ``_ADMIT`` and of ``ADMISSION_CTES``: the limits as one JSON array, one limit per key. One
+    text parameter, not three arrays: psycopg inspects an array's items to pick its type on every execution, and
+    those three were a tenth of a like's Python in a profile of 200 concurrent likes."""
     by_key = {bounded_key(limit.key): limit for limit in limits}
-    keys = list(by_key)
     return {
-        "limit_keys": keys,
-        "limit_windows": [by_key[key].window_seconds for key in keys],
-        "limit_counts": [by_key[key].limit for key in keys],
+        "limits": json.dumps(
+            [{"key": key, "window_seconds": limit.window_seconds, "most": limit.limit} for key, limit in by_key.items()]
+        )
     }
 
 

@@ -112,7 +112,16 @@ def _admitted_by_the_code_before_0009(url: str, limits: list[ratelimit.Limit]) -
         admitted: list[list[Any]] = []
         for _ in range(3):
             with engine.begin() as conn:
-                admitted.append(list(conn.execute(text(_ADMIT_BEFORE_0009), ratelimit.admission_params(limits))))
+                admitted.append(list(conn.execute(text(_ADMIT_BEFORE_0009), _params_before_0009(limits))))
     finally:
         engine.dispose()
     return admitted
+
+
+def _params_before_0009(limits: list[ratelimit.Limit]) -> dict[str, Any]:
+    """``ratelimit.admission_params`` of the release before 0009: three arrays."""
+    return {
+        "limit_keys": [limit.key for limit in limits],
+        "limit_windows": [limit.window_seconds for limit in limits],
+        "limit_counts": [limit.limit for limit in limits],
+    }
