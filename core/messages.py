@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.errors import InvalidInputError
 from core.models import Comment, OutboxMessage
 from core.realtime.base import RealtimeMessage
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, SLUG_MAX_LENGTH, event_channel
 from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encode, encoded_size
-from core.schemas import CommentOut
+from core.schemas import MUTATION_ID_MAX_LENGTH, CommentOut
 
 # id (bigint as a string), seq and timestamp are added at publish time; reserve room for their largest values.
 _ENVELOPE_RESERVE = len(json.dumps({"id": "9" * 19, "seq": 9 * 10**18, "timestamp": 10**13}))
@@ -39,12 +40,20 @@ class PendingMessage:
 
 
 def _message(channel: str, name: str, payload: dict[str, Any], mutation_id: str | None) -> PendingMessage:
+    return _checked(PendingMessage(channel, name, _with_mutation_id(payload, mutation_id)))
+
+
+def _with_mutation_id(payload: dict[str, Any], mutation_id: str | None) -> dict[str, Any]:
     if mutation_id:
         payload["mutationId"] = mutation_id
-    size = encoded_size(payload) + _ENVELOPE_RESERVE
+    return payload
+
+
+def _checked(message: PendingMessage) -> PendingMessage:
+    size = encoded_size(message.payload) + _ENVELOPE_RESERVE
     if size > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLargeError(f"{name} payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
-    return PendingMessage(channel, name, payload)
+        raise PayloadTooLargeError(f"{message.name} payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    return message
 
 
 def comment_json(comment: Comment) -> dict[str, Any]:
@@ -53,20 +62,26 @@ def comment_json(comment: Comment) -> dict[str, Any]:
 
 
 def like_changed(*, slug: str, photo_id: int, like_count: int, liked: bool, mutation_id: str | None) -> PendingMessage:
+    return _checked(_like(event_channel(slug), slug, photo_id, like_count, liked, mutation_id))
+
+
+def _like(
+    channel: str, slug: str, photo_id: int, like_count: int, liked: bool, mutation_id: str | None
+) -> PendingMessage:
     payload = {"photoId": str(photo_id), "eventSlug": slug, "likeCount": like_count}
-    return _message(event_channel(slug), PHOTO_LIKED if liked else PHOTO_UNLIKED, payload, mutation_id)
+    return PendingMessage(channel, PHOTO_LIKED if liked else PHOTO_UNLIKED, _with_mutation_id(payload, mutation_id))
 
 
 # What only the statement that writes a like learns: the photo's event and its new count (core/services/likes.py).
 LIKE_FILLED_IN_BY_STATEMENT = ("eventSlug", "likeCount")
-# A message built before writing is built with what the statement fills in at its largest, so that its size is
-# checked against the limit before anything is written.
+# A message built before writing is checked against the size limit with what the statement fills in at its largest,
+# before anything is written.
 _LONGEST_SLUG = "a" * SLUG_MAX_LENGTH
 _LARGEST_BIGINT = 2**63 - 1
 
 
 def _before_writing(message: PendingMessage, filled_in_by_statement: tuple[str, ...]) -> PendingMessage:
-    """``message`` (built at its largest) less what the statement fills in: an event channel's message goes on
+    """``message`` less what the statement fills in: an event channel's message goes on
     ``EVENT_PREFIX`` (the statement appends the slug), its payload without ``filled_in_by_statement``."""
     return PendingMessage(
         EVENT_PREFIX if message.channel.startswith(EVENT_PREFIX) else message.channel,
@@ -75,13 +90,25 @@ def _before_writing(message: PendingMessage, filled_in_by_statement: tuple[str, 
     )
 
 
+# The largest message a like can cause fits the size limit: checked once, here, rather than on every like (where
+# building the largest one and encoding it was a twentieth of a like's Python).
+like_changed(
+    slug=_LONGEST_SLUG,
+    photo_id=_LARGEST_BIGINT,
+    like_count=_LARGEST_BIGINT,
+    liked=False,
+    mutation_id="m" * MUTATION_ID_MAX_LENGTH,
+)
+
+
 def like_changed_before_writing(*, photo_id: int, liked: bool, mutation_id: str | None) -> PendingMessage:
     """``like_changed`` as far as it is known before the like is written (``_before_writing``, less
-    ``LIKE_FILLED_IN_BY_STATEMENT``)."""
-    largest = like_changed(
-        slug=_LONGEST_SLUG, photo_id=photo_id, like_count=_LARGEST_BIGINT, liked=liked, mutation_id=mutation_id
-    )
-    return _before_writing(largest, LIKE_FILLED_IN_BY_STATEMENT)
+    ``LIKE_FILLED_IN_BY_STATEMENT``). Its size needs no check: no like's message is larger than the one checked
+    above."""
+    if mutation_id is not None and len(mutation_id) > MUTATION_ID_MAX_LENGTH:
+        raise InvalidInputError("invalid_mutation_id", f"A mutation id is at most {MUTATION_ID_MAX_LENGTH} characters")
+    unfilled = _like(EVENT_PREFIX, "", photo_id, 0, liked, mutation_id)
+    return _before_writing(unfilled, LIKE_FILLED_IN_BY_STATEMENT)
 
 
 def comment_added(*, slug: str, comment: Comment, mutation_id: str | None) -> list[PendingMessage]:

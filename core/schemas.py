@@ -37,7 +37,8 @@ AUTHOR_NAME_MAX = 80
 COMMENT_MAX = 1000
 # A client's id for its optimistic update, echoed in the messages its request causes (X-Mutation-Id, or a socket
 # payload).
-MUTATION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+MUTATION_ID_MAX_LENGTH = 64
+MUTATION_ID_PATTERN = rf"^[A-Za-z0-9_.:-]{{1,{MUTATION_ID_MAX_LENGTH}}}$"
 
 
 # Characters that change how text reads without being seen: bidi embeddings, overrides and isolates (they show text
