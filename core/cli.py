@@ -51,7 +51,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> None:
-    from core.db import create_engine
+    from core.db import begin, create_engine
     from core.errors import AppError
     from core.services.accounts import upsert_admin
 
@@ -64,7 +64,7 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     async def create() -> int:
         engine = create_engine(_settings())
         try:
-            async with engine.begin() as conn:
+            async with begin(engine) as conn:
                 return await upsert_admin(conn, email=args.email, password=password)
         finally:
             await engine.dispose()
@@ -77,6 +77,7 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
+    from core.db import begin
     from core.outbox.relay import relay_forever, relay_once
     from core.runtime import build_runtime
 
@@ -86,7 +87,7 @@ def cmd_relay(args: argparse.Namespace) -> None:
             if args.retry_parked:
                 from core.outbox import operations
 
-                async with runtime.engine.begin() as conn:
+                async with begin(runtime.engine) as conn:
                     print(f"{await operations.retry_parked(conn)} parked events queued again")
             if args.loop:
                 await relay_forever(runtime, interval_seconds=args.interval)

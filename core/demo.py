@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import begin
 from core.models import Event, Photo
 
 DEMO_SLUG = "demo-wedding"
@@ -21,7 +22,7 @@ DEMO_PHOTOS = [
 
 async def seed_demo(engine: AsyncEngine) -> int:
     """Creates the demo event and its photos where missing; returns how many photos it added."""
-    async with engine.begin() as conn:
+    async with begin(engine) as conn:
         await conn.execute(
             pg_insert(Event)
             .values(slug=DEMO_SLUG, title="Demo wedding: Hafi & Portrait")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.db import begin
 from core.runtime import Runtime, build_runtime
 from core.settings import Settings
 
@@ -180,7 +181,7 @@ def run_dev(*, host: str, port: int, data_dir: Path, provider: str | None = None
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         await seed_demo(runtime.engine)
-        async with runtime.engine.begin() as conn:
+        async with begin(runtime.engine) as conn:
             await upsert_admin(conn, email=DEMO_ADMIN_EMAIL, password=password)
         relay = asyncio.create_task(relay_forever(runtime, interval_seconds=2.0, stop=stop))
         standin_server = standin_task = None

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
 
 from core import ratelimit
-from core.db import is_connection_lost
+from core.db import in_transactions, is_connection_lost
 from core.messages import PendingMessage
 from core.models import OutboxMessage
 from core.outbox import publishing, store
@@ -94,10 +94,9 @@ class UnitOfWork:
 
 
 async def _reconnect(conn: AsyncConnection) -> None:
-    """Replaces a lost connection's DBAPI connection with a new one from the pool, in autocommit as the lost one
-    was: the new one comes in the pool's default level, and a statement run there would be rolled back unseen."""
+    """Replaces a lost connection's DBAPI connection with a new one from the pool, in autocommit (the engine's
+    level) as the lost one was."""
     await conn.rollback()
-    await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def _count_attempt(conn: AsyncConnection, limits: Sequence[ratelimit.Limit]) -> None:
@@ -120,14 +119,13 @@ async def _action(
 ) -> AsyncIterator[UnitOfWork]:
     settings = runtime.settings
     limits = ratelimit.action_limits(settings, identity=rate_limit_key, address=client_address)
-    async with runtime.engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with runtime.engine.connect() as conn:  # in autocommit (core.db.create_engine)
         if in_transaction and limits:
             await _count_attempt(conn, limits)
         unit = UnitOfWork(conn, settings, limits=() if in_transaction else limits)
         if in_transaction:
             await conn.commit()  # nothing to commit (autocommit); it lets the isolation level change
-            await conn.execution_options(isolation_level=conn.default_isolation_level)
+            await in_transactions(conn)
             async with conn.begin():
                 yield unit
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -154,7 +152,6 @@ async def _publish(conn: AsyncConnection, runtime: Runtime, publisher: str, turn
 async def _publish_on_a_connection_of_its_own(runtime: Runtime, publisher: str, turns: list[store.ChannelTurn]) -> None:
     """The publish of an action that has answered: the action's connection went back to the pool with the answer."""
     async with runtime.engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
         await _publish(conn, runtime, publisher, turns)
 
 
@@ -187,7 +184,7 @@ async def single_statement(
 
 @asynccontextmanager
 async def read_only(runtime: Runtime) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads only: autocommit, so a read is one round trip with no BEGIN or COMMIT."""
+    """A connection for reads only: autocommit (the engine's), so a read is one round trip with no BEGIN or
+    COMMIT."""
     async with runtime.engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn

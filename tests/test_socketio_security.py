@@ -19,6 +19,7 @@ import sqlalchemy
 import websockets
 
 from core.auth import Role
+from core.db import in_transactions
 from core.runtime import Runtime
 from core.settings import Settings
 from core.socketio_server import handlers
@@ -412,6 +413,7 @@ async def test_a_socket_that_leaves_while_its_join_is_looked_up_is_not_an_error_
         logged(capsys, caplog)
         # The join's lookup waits on this lock until the socket is gone.
         async with live.node.runtime.engine.connect() as blocker:
+            await in_transactions(blocker)
             transaction = await blocker.begin()
             await blocker.execute(sqlalchemy.text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
             await leaver.sio.emit("join:event", slug)
@@ -576,6 +578,7 @@ async def test_a_session_closed_while_its_admin_token_is_checked_keeps_no_place(
             opened = await http.get(session.path, params={"EIO": "4", "transport": "polling"})
             session.sid = json.loads(opened.text[1:])["sid"]
             async with engine.connect() as blocker:
+                await in_transactions(blocker)
                 await blocker.execute(sqlalchemy.text("LOCK TABLE admins IN ACCESS EXCLUSIVE MODE"))
                 connecting = asyncio.create_task(session.post("40" + json.dumps({"token": admin})))
                 await asyncio.sleep(0.3)  # the connect handler now waits for the admins table

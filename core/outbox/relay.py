@@ -65,8 +65,7 @@ async def relay(
     """
     result = RelayResult()
     publisher = new_publisher()
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:  # autocommit (core.db.create_engine): each step is one statement
         calls_left, cleared = max_batches, False
         while calls_left > 0:
             turns = await claim_channels(conn, publisher, settings)
