@@ -3,10 +3,15 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
+from core import use_cases
+from core.auth import verify_token
+from core.errors import InvalidInputError
 from core.models import Like, OutboxMessage, Photo
 from core.realtime.memory import MemoryProvider
+from core.schemas import MUTATION_ID_MAX_LENGTH
 from tests.support.api import Api, bearer
 from tests.support.groups import unpacked
 
@@ -82,3 +87,27 @@ async def test_two_hundred_guests_liking_at_once_count_exactly_two_hundred_with_
     published = unpacked(provider.published)
     assert sorted(e.data["likeCount"] for e in published) == list(range(1, 201))
     assert sorted(e.data["seq"] for e in published) == list(range(1, 201))
+
+
+async def test_a_like_with_the_longest_mutation_id_is_published_and_a_longer_one_is_refused_writing_nothing(
+    api: Api, provider: MemoryProvider
+) -> None:
+    # A like's message is checked against the size limit once, for the longest mutation id (core/messages.py);
+    # a caller of the use case that passes a longer one is refused, not published oversize.
+    photo_id, other_photo_id = await api.event("wedding")
+    guest = await api.guest()
+    longest = "m" * MUTATION_ID_MAX_LENGTH
+
+    response = await api.client.post(
+        f"/api/photos/{photo_id}/like", headers={**bearer(guest), "X-Mutation-Id": longest}
+    )
+    assert response.status_code == 200, response.text
+    assert [event.data["mutationId"] for event in provider.published] == [longest]
+
+    principal = verify_token(guest, api.runtime.settings)
+    with pytest.raises(InvalidInputError):
+        await use_cases.set_like(
+            api.runtime, principal, photo_id=int(other_photo_id), liked=True, mutation_id=longest + "m"
+        )
+    async with api.runtime.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(Like)) == 1

@@ -16,8 +16,12 @@ class PayloadTooLargeError(InvalidInputError):
         super().__init__("payload_too_large", message)
 
 
+# One encoder: json.dumps builds a new one on every call that asks for other than its defaults.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def encoded_size(data: dict[str, Any]) -> int:
