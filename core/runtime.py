@@ -26,8 +26,8 @@ class Runtime:
     engine: AsyncEngine
     provider: RealtimeProvider
     # Whether an action answers before it publishes (``after_answer``). Only for a process that outlives its
-    # requests (uvicorn, the dev server): a serverless function is frozen once it has answered, so there the
-    # publish is part of the request.
+    # requests (the API under uvicorn, the dev server, a Socket.IO node): a serverless function is frozen once it
+    # has answered, so there the publish is part of the request.
     publishes_after_answer: bool = False
     _after_answer: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
