@@ -5,7 +5,7 @@ down; a function's app (``create_app``) publishes before it answers, since it is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
@@ -56,49 +56,50 @@ async def _unpublished(runtime: Runtime) -> int:
         return int(await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")) or 0)
 
 
-async def _photo(api: Api) -> str:
-    return (await api.event("after-answer", photos=1))[0]
-
-
-async def test_a_server_answers_a_like_while_its_publish_is_still_under_way(settings: Settings) -> None:
+@asynccontextmanager
+async def _liking(
+    settings: Settings, make_app: Callable[[Runtime], FastAPI]
+) -> AsyncIterator[tuple[Api, GatedProvider, str, dict[str, str]]]:
+    """The app ``make_app`` builds over a gated provider, a photo's like URL and a guest's headers."""
     provider = GatedProvider()
     runtime = build_runtime(_patient(settings), provider=provider)
     try:
-        async with _served(runtime, server_app(runtime)) as api:
-            photo, guest = await _photo(api), await api.guest()
-
-            # answered while the provider has not answered: the test would time out here if the like waited
-            response = await asyncio.wait_for(api.client.post(f"/api/photos/{photo}/like", headers=bearer(guest)), WAIT)
-            await asyncio.wait_for(provider.begun.wait(), WAIT)
-
-            assert response.status_code == 200
-            assert response.json()["likeCount"] == 1
-            assert provider.published == []
-            assert await _unpublished(runtime) == 1
-
-            provider.gate.set()
-            await asyncio.wait_for(provider.ended.wait(), WAIT)
-            assert [message.name for message in provider.published] == ["photo:liked"]
+        async with _served(runtime, make_app(runtime)) as api:
+            photo = (await api.event("after-answer", photos=1))[0]
+            yield api, provider, f"/api/photos/{photo}/like", bearer(await api.guest())
     finally:
         provider.gate.set()
         await runtime.aclose()
 
 
+async def test_a_server_answers_a_like_while_its_publish_is_still_under_way(settings: Settings) -> None:
+    async with _liking(settings, server_app) as (api, provider, like, guest):
+        # answered while the provider has not answered: the test would time out here if the like waited
+        response = await asyncio.wait_for(api.client.post(like, headers=guest), WAIT)
+        await asyncio.wait_for(provider.begun.wait(), WAIT)
+
+        assert response.status_code == 200
+        assert response.json()["likeCount"] == 1
+        assert provider.published == []
+        assert await _unpublished(api.runtime) == 1
+
+        provider.gate.set()
+        await asyncio.wait_for(provider.ended.wait(), WAIT)
+        assert [message.name for message in provider.published] == ["photo:liked"]
+
+
 async def test_a_server_shutting_down_waits_for_the_publishes_of_its_answered_requests(settings: Settings) -> None:
-    provider = GatedProvider()
-    runtime = build_runtime(_patient(settings), provider=provider)
-    async with _served(runtime, server_app(runtime)) as api:
-        photo, guest = await _photo(api), await api.guest()
-        response = await api.client.post(f"/api/photos/{photo}/like", headers=bearer(guest))
+    async with _liking(settings, server_app) as (api, provider, like, guest):
+        response = await api.client.post(like, headers=guest)
         assert response.status_code == 200
         await asyncio.wait_for(provider.begun.wait(), WAIT)
 
-    closing = asyncio.create_task(runtime.aclose())
-    await asyncio.sleep(0.2)
-    assert not closing.done()  # the publish is held at the gate
+        closing = asyncio.create_task(api.runtime.aclose())
+        await asyncio.sleep(0.2)
+        assert not closing.done()  # the publish is held at the gate
 
-    provider.gate.set()
-    await asyncio.wait_for(closing, WAIT)
+        provider.gate.set()
+        await asyncio.wait_for(closing, WAIT)
 
     assert [message.name for message in provider.published] == ["photo:liked"]
     checking = build_runtime(settings)
@@ -109,21 +110,13 @@ async def test_a_server_shutting_down_waits_for_the_publishes_of_its_answered_re
 
 
 async def test_a_function_publishes_before_it_answers(settings: Settings) -> None:
-    provider = GatedProvider()
-    runtime = build_runtime(_patient(settings), provider=provider)
-    try:
-        async with _served(runtime, create_app(runtime)) as api:
-            photo, guest = await _photo(api), await api.guest()
+    async with _liking(settings, create_app) as (api, provider, like, guest):
+        liking = asyncio.create_task(api.client.post(like, headers=guest))
+        await asyncio.wait_for(provider.begun.wait(), WAIT)
+        await asyncio.sleep(0.2)
+        assert not liking.done()  # a function's answer waits for the provider
 
-            liking = asyncio.create_task(api.client.post(f"/api/photos/{photo}/like", headers=bearer(guest)))
-            await asyncio.wait_for(provider.begun.wait(), WAIT)
-            await asyncio.sleep(0.2)
-            assert not liking.done()  # a function's answer waits for the provider
-
-            provider.gate.set()
-            response = await asyncio.wait_for(liking, WAIT)
-            assert response.status_code == 200
-            assert await _unpublished(runtime) == 0
-    finally:
         provider.gate.set()
-        await runtime.aclose()
+        response = await asyncio.wait_for(liking, WAIT)
+        assert response.status_code == 200
+        assert await _unpublished(api.runtime) == 0
