@@ -48,16 +48,23 @@ class Runtime:
     async def aclose(self) -> None:
         """Waits for the work after answers as long as a request's publishing may take (then cancels it: its
         messages stay pending for the relay), then closes the provider's client and the engine."""
-        if self._after_answer:
-            from core.outbox.publishing import longest_publishing_seconds
+        from core.outbox.publishing import longest_publishing_seconds
 
-            grace = longest_publishing_seconds(self.settings)
-            _, unfinished = await asyncio.wait(set(self._after_answer), timeout=grace)
-            for task in unfinished:
-                task.cancel()
-            await asyncio.gather(*unfinished, return_exceptions=True)
+        await self.work_after_answers_done(longest_publishing_seconds(self.settings))
         await self.provider.aclose()
         await self.engine.dispose()
+
+    async def work_after_answers_done(self, grace_seconds: float) -> None:
+        """Waits until no work after an answer is left, including work that requests answered meanwhile start; what
+        is left after ``grace_seconds`` is cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while self._after_answer:
+            _, unfinished = await asyncio.wait(set(self._after_answer), timeout=max(deadline - loop.time(), 0))
+            if unfinished and loop.time() >= deadline:
+                for task in unfinished:
+                    task.cancel()
+                await asyncio.gather(*unfinished, return_exceptions=True)
 
     def renew_after_restore(self) -> None:
         """A resumed SnapStart snapshot holds the sockets of the sandbox it was taken in: replace the engine and the
@@ -89,6 +96,8 @@ def renew_on_snapstart_restore(runtime: Runtime) -> None:
 def build_runtime(
     settings: Settings, *, engine: AsyncEngine | None = None, provider: RealtimeProvider | None = None
 ) -> Runtime:
+    """``engine``, where given, must be one ``core.db.create_engine`` made: the actions count on its connections
+    being in autocommit (a single-statement action on another engine's would be rolled back unseen)."""
     return Runtime(
         settings=settings,
         engine=engine or create_engine(settings),

@@ -5,6 +5,8 @@ Reads get an autocommit connection instead."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ from core.models import OutboxMessage
 from core.outbox import publishing, store
 from core.runtime import Runtime
 from core.settings import Settings
+
+log = logging.getLogger("hafi.outbox")
 
 
 @dataclass
@@ -93,6 +97,10 @@ class UnitOfWork:
         self.enqueued.merge(enqueued)
 
 
+# What a publish after the answer leaves of its lease for the bookkeeping after its first provider call.
+_LEASE_MARGIN_SECONDS = 2.0
+
+
 async def _reconnect(conn: AsyncConnection) -> None:
     """Replaces a lost connection's DBAPI connection with a new one from the pool, in autocommit (the engine's
     level) as the lost one was."""
@@ -150,8 +158,21 @@ async def _publish(conn: AsyncConnection, runtime: Runtime, publisher: str, turn
 
 
 async def _publish_on_a_connection_of_its_own(runtime: Runtime, publisher: str, turns: list[store.ChannelTurn]) -> None:
-    """The publish of an action that has answered: the action's connection went back to the pool with the answer."""
+    """The publish of an action that has answered: the action's connection went back to the pool with the answer.
+
+    The leases were taken by the action's statement, for ``OUTBOX_LEASE_SECONDS``, and the first publish renews them
+    only once it is over (up to ``PUBLISH_TIMEOUT_SECONDS``). A connection that comes later than the lease leaves
+    room for is not used to publish: the lease might run out mid-publish and another publisher send the same events
+    again. The leases are given up instead, for the channel's next writer (which takes what is pending along) or
+    the relay."""
+    settings = runtime.settings
+    loop = asyncio.get_running_loop()
+    latest = loop.time() + settings.outbox_lease_seconds - settings.publish_timeout_seconds - _LEASE_MARGIN_SECONDS
     async with runtime.engine.connect() as conn:
+        if loop.time() > latest:
+            await publishing.release_leases_of(conn, publisher)
+            log.warning("publish left to the next writer or the relay: no connection within the lease")
+            return
         await _publish(conn, runtime, publisher, turns)
 
 

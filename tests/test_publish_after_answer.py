@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from core import unit_of_work
 from core.api.app import create_app, server_app
+from core.outbox import relay
 from core.realtime.base import RealtimeMessage
 from core.realtime.memory import MemoryProvider
 from core.runtime import Runtime, build_runtime
@@ -120,3 +123,27 @@ async def test_a_function_publishes_before_it_answers(settings: Settings) -> Non
         response = await asyncio.wait_for(liking, WAIT)
         assert response.status_code == 200
         assert await _unpublished(api.runtime) == 0
+
+
+async def test_a_server_publish_whose_connection_comes_too_late_for_its_lease_is_left_to_the_relay(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if the pool had kept the publish waiting past what the lease leaves room for (another publisher holding
+    # the connection against a slow provider): publishing then could outlive the lease, and whoever took it next
+    # would send the same events again.
+    monkeypatch.setattr(unit_of_work, "_LEASE_MARGIN_SECONDS", 3_600.0)
+    async with _liking(settings, server_app) as (api, provider, like, guest):
+        provider.gate.set()
+        response = await api.client.post(like, headers=guest)
+        assert response.status_code == 200
+        await api.runtime.work_after_answers_done(WAIT)
+
+        assert provider.published == []
+        async with api.runtime.engine.connect() as conn:
+            holders = (await conn.scalars(text("SELECT publisher FROM channel_sequences"))).all()
+        assert holders == [None]  # the lease given up, for the next writer or the relay
+        assert await _unpublished(api.runtime) == 1
+
+        relayed = await relay.relay(api.runtime.engine, provider, api.runtime.settings)
+        assert relayed.published == 1
+        assert [message.name for message in provider.published] == ["photo:liked"]
