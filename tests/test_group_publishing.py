@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from core import messages
+from core.db import in_transactions
 from core.messages import GROUP
 from core.models import ChannelSequence, OutboxMessage
 from core.outbox import publishing, relay, store
@@ -270,6 +271,7 @@ async def test_a_writer_that_commits_while_the_holder_releases_is_published_by_t
     await asyncio.wait_for(provider.publishing.wait(), timeout=10)
 
     async with api.runtime.engine.connect() as conn:
+        await in_transactions(conn)
         writer = await conn.begin()
         stored = await store.insert_messages(
             conn,

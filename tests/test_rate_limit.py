@@ -7,6 +7,7 @@ from sqlalchemy import func, select, text, update
 
 from core import ratelimit
 from core.auth import verify_token
+from core.db import in_transactions
 from core.errors import RateLimitedError
 from core.models import OutboxMessage, RateLimit
 from core.outbox import relay
@@ -181,11 +182,11 @@ async def test_retry_after_stays_within_the_window_for_a_statement_that_began_be
     # when it answers, never more than the window.
     limit = ratelimit.Limit("guest-late", 3, window_seconds=2)
     async with api.runtime.engine.connect() as late:
+        await in_transactions(late)
         await late.begin()
         await late.execute(text("SELECT now()"))  # its now() is fixed from here
         await asyncio.sleep(1.1)
-        async with api.runtime.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with api.runtime.engine.connect() as conn:  # autocommit, as the engine's connections are
             for _ in range(3):
                 await ratelimit.hit(conn, [limit])
 
