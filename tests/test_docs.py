@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from core.api.deps import acting_caller
 from core.api.reference import API_DOC, dependency_calls, reference_app, render, routes_of
+from core.api.routes import likes
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # What a clone does not have: the sibling folder the project was first specified in, or this machine's work paths.
@@ -38,6 +39,20 @@ def test_every_route_acting_for_a_caller_documents_the_token_and_mutation_id_it_
         operation = schema["paths"][path][method]
         assert operation.get("security") == [{"HTTPBearer": []}], (method, path)
         assert "x-mutation-id" in [p["name"] for p in operation["parameters"] if p["in"] == "header"], (method, path)
+
+
+def test_the_like_function_s_schema_defines_the_bearer_scheme_its_routes_name() -> None:
+    # The like function serves the like routes alone: no route of its own declares the bearer scheme.
+    schema = reference_app(routers=[likes.router]).openapi()
+
+    named = {
+        name
+        for operation in schema["paths"]["/api/photos/{photo_id}/like"].values()
+        for s in operation["security"]
+        for name in s
+    }
+    assert named == {"HTTPBearer"}
+    assert set(schema.get("components", {}).get("securitySchemes") or {}) == {"HTTPBearer"}
 
 
 def test_no_tracked_file_refers_to_a_path_outside_the_repository() -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.api.deps import defining_the_bearer_scheme
 from core.api.headers import SecurityHeadersMiddleware
 from core.api.limits import BodyLimitMiddleware
 from core.api.middleware import AccessLogMiddleware
@@ -116,6 +117,8 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
     app.state.runtime = runtime
     for router in every_router() if routers is None else routers:
         app.include_router(router)
+    generate_schema = app.openapi
+    app.openapi = lambda: defining_the_bearer_scheme(generate_schema())  # type: ignore[method-assign]
     if routers is None:
         from core.web import mount_client  # the whole API only: the like function's cold start does without
 

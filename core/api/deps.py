@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.api.client_address import client_address
@@ -160,6 +161,14 @@ ACTING_CALLER_OPENAPI: dict[str, Any] = {
         }
     ],
 }
+
+
+def defining_the_bearer_scheme(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with the bearer scheme ``ACTING_CALLER_OPENAPI`` names defined, as FastAPI defines it for the
+    routes that declare it: an app where none does (the like function) would otherwise name an undefined one."""
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes.setdefault(_bearer.scheme_name, jsonable_encoder(_bearer.model, by_alias=True, exclude_none=True))
+    return schema
 
 
 ActingCaller = Annotated[Caller, Depends(acting_caller)]

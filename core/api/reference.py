@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, routing
+from fastapi import APIRouter, FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
@@ -46,15 +46,16 @@ _CONSTRAINTS = (
 )
 
 
-def reference_app() -> FastAPI:
-    """The app as deployed, on a runtime that never connects: the schema needs no database or provider."""
+def reference_app(routers: Sequence[APIRouter] | None = None) -> FastAPI:
+    """The app as deployed (the whole API, or a function's ``routers``), on a runtime that never connects: the
+    schema needs no database or provider."""
     settings = Settings(
         app_env="development",
         database_url="postgresql://unused/unused",
         realtime_provider="memory",
         jwt_secret=secrets.token_hex(32),  # signs nothing: the schema is all this app is asked for
     )
-    return create_app(build_runtime(settings, provider=MemoryProvider()))
+    return create_app(build_runtime(settings, provider=MemoryProvider()), routers=routers)
 
 
 def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
