@@ -8,8 +8,9 @@ from core.logs import configure_logging
 from core.settings import Settings, SettingsError
 from core.socketio_server.server import build_node
 
-# At SIGTERM uvicorn waits for open requests; a long poll only ends at the next ping (25 s), and a process manager
-# kills after 10 s (compose) or 90 s (systemd). Requests still open after this are cut; clients reconnect elsewhere.
+# At SIGTERM uvicorn waits for open requests; a long poll only ends at the next ping (25 s), and the node still has
+# to finish the publishes its handlers left running (core.runtime.Runtime.aclose) before compose and systemd kill
+# it at 30 s. Requests still open after this are cut; clients reconnect elsewhere.
 GRACEFUL_SHUTDOWN_SECONDS = 5
 # Bytes of framing a websocket message may add to the largest packet engine.io accepts.
 WEBSOCKET_FRAME_SLACK = 1024
