@@ -61,10 +61,6 @@ def comment_json(comment: Comment) -> dict[str, Any]:
     return CommentOut.of(comment).model_dump(mode="json", by_alias=True)
 
 
-def like_changed(*, slug: str, photo_id: int, like_count: int, liked: bool, mutation_id: str | None) -> PendingMessage:
-    return _checked(_like(event_channel(slug), slug, photo_id, like_count, liked, mutation_id))
-
-
 def _like(
     channel: str, slug: str, photo_id: int, like_count: int, liked: bool, mutation_id: str | None
 ) -> PendingMessage:
@@ -92,19 +88,22 @@ def _before_writing(message: PendingMessage, filled_in_by_statement: tuple[str, 
 
 # The largest message a like can cause fits the size limit: checked once, here, rather than on every like (where
 # building the largest one and encoding it was a twentieth of a like's Python).
-like_changed(
-    slug=_LONGEST_SLUG,
-    photo_id=_LARGEST_BIGINT,
-    like_count=_LARGEST_BIGINT,
-    liked=False,
-    mutation_id="m" * MUTATION_ID_MAX_LENGTH,
+_checked(
+    _like(
+        event_channel(_LONGEST_SLUG),
+        _LONGEST_SLUG,
+        _LARGEST_BIGINT,
+        _LARGEST_BIGINT,
+        liked=False,
+        mutation_id="m" * MUTATION_ID_MAX_LENGTH,
+    )
 )
 
 
 def like_changed_before_writing(*, photo_id: int, liked: bool, mutation_id: str | None) -> PendingMessage:
-    """``like_changed`` as far as it is known before the like is written (``_before_writing``, less
-    ``LIKE_FILLED_IN_BY_STATEMENT``). Its size needs no check: no like's message is larger than the one checked
-    above."""
+    """A like's ``photo:liked`` or ``photo:unliked`` as far as it is known before the like is written
+    (``_before_writing``, less ``LIKE_FILLED_IN_BY_STATEMENT``). Its size needs no check: no like's message is larger
+    than the one checked above."""
     if mutation_id is not None and len(mutation_id) > MUTATION_ID_MAX_LENGTH:
         raise InvalidInputError("invalid_mutation_id", f"A mutation id is at most {MUTATION_ID_MAX_LENGTH} characters")
     unfilled = _like(EVENT_PREFIX, "", photo_id, 0, liked, mutation_id)
