@@ -22,6 +22,7 @@ from core.runtime import Runtime, build_runtime
 from core.settings import Settings
 from tests.support.api import Api, bearer
 from tests.support.database import empty_tables
+from tests.support.outbox import outbox_rows
 
 WAIT = 10.0  # seconds: a bound on waiting for what must happen, never a measurement
 
@@ -55,8 +56,7 @@ async def _served(runtime: Runtime, app: FastAPI) -> AsyncIterator[Api]:
 
 
 async def _unpublished(runtime: Runtime) -> int:
-    async with runtime.engine.connect() as conn:
-        return int(await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")) or 0)
+    return sum(row.published_at is None for row in await outbox_rows(runtime))
 
 
 @asynccontextmanager
