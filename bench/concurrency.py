@@ -78,6 +78,7 @@ async def _measure(database_url: str, *, likes: int, rounds: int) -> dict[str, A
         log_level="WARNING",
     )
     server_provider, function_provider = MemoryProvider(), MemoryProvider()
+    drain_seconds = longest_publishing_seconds(settings)
     server = build_runtime(settings, provider=server_provider)
     function = build_runtime(settings, provider=function_provider)
     bare, dispose_bare = _bare_app(database_url)
@@ -99,14 +100,14 @@ async def _measure(database_url: str, *, likes: int, rounds: int) -> dict[str, A
             for client, photos in ((ours, server_photos), (func, function_photos)):
                 await _burst(client, [(f"/api/photos/{photos[-1]}/like", bearer(g)) for g in guests[:POOL_SIZE]])
             await _burst(plain, [(f"/api/photos/{bare_photos[-1]}/like?session=w{i}", {}) for i in range(POOL_SIZE)])
-            await server.work_after_answers_done(longest_publishing_seconds(settings))
+            await server.work_after_answers_done(drain_seconds)
             for round_index in range(rounds):
                 rounds_of["ours"].append(
                     await _burst(ours, [(f"/api/photos/{server_photos[round_index]}/like", bearer(g)) for g in guests])
                 )
                 # What the server publishes after its last answer ends before the next side's round, untimed: it
                 # would otherwise run during that round.
-                await server.work_after_answers_done(longest_publishing_seconds(settings))
+                await server.work_after_answers_done(drain_seconds)
                 rounds_of["ours_function"].append(
                     await _burst(
                         func, [(f"/api/photos/{function_photos[round_index]}/like", bearer(g)) for g in guests]
