@@ -3,13 +3,16 @@
 import logging
 import os
 
-from core.api.app import create_app
+from core.gc_tuning import building_without_collections
 
 # On Vercel the client is in the X-Real-IP header its edge writes (overwriting the client's); the ASGI peer is
 # Vercel's own machinery. Set here, where the platform is known, unless the deployment says otherwise.
 os.environ.setdefault("CLIENT_ADDRESS_SOURCE", "vercel")
 
-app = create_app()
+with building_without_collections():
+    from core.api.app import create_app
+
+    app = create_app()
 
 _settings = app.state.runtime.settings
 if _settings.app_env == "production" and _settings.cron_secret is None:

@@ -9,7 +9,7 @@ after its answer, and as a serverless function (``create_app``), where that requ
 answers (at the channel's ceiling, 20 groups a second: the burst's wall time includes that request's wait). Each
 side likes photos of an event of its own; what the server still publishes after a round's last answer is waited
 for between rounds, outside the timing.
-``server_app`` also tunes the process's garbage collector (``core.runtime.GC_THRESHOLDS``): all three are measured
+``server_app`` also tunes the process's garbage collector (``core.gc_tuning.GC_THRESHOLDS``): all three are measured
 in this one process, so all three run under it."""
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import Coroutine
@@ -103,26 +102,3 @@ def build_runtime(
         engine=engine or create_engine(settings),
         provider=provider or create_provider(settings),
     )
-
-
-# Python's full (generation 2) collection walks every object the process holds. A Socket.IO node holding thousands
-# of sockets holds millions of objects, and with the default thresholds a join storm (the heap grows by a quarter
-# again and again) or a fan-out (each broadcast allocates per recipient) set off full collections that took 0.3-2 s
-# each in the 3,000-client benchmark, a fifth of the node's time and the largest share of its fan-out p99.
-# Young collections are not free either: after each broadcast every socket's engine.io writer waits again on new
-# objects (a coroutine, a future, a timeout and its timer: about 15 per socket, 75,000 at 5,000 viewers), all alive
-# and all young, and a young collection walks each of them. At 10,000 allocations between young collections about
-# one such walk fell in every broadcast, 10-30 ms with the loop blocked; at 100,000 they are a tenth as frequent.
-# The fan-out p99 at 5,000 clients went from 162-243 ms to 134-140 ms in three runs each; the node's peak memory
-# did not change (359 MB). Short-lived cycles (tasks, futures) are still taken by young collections.
-# An API server answering 200 likes at once holds their requests alive the same way: at the default thresholds its
-# collections took 0.24-0.26 ms of each like's 1.0-1.4 ms of Python, none at these.
-GC_THRESHOLDS = (100_000, 50, 100)
-
-
-def tune_garbage_collection() -> None:
-    """For a process that outlives its requests (a Socket.IO node, the API under uvicorn): objects alive once it is
-    built (modules, settings, the app) are never garbage, so ``gc.freeze`` takes them out of every later
-    collection; then the thresholds above."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.outbox.relay import relay_once
-from core.runtime import build_runtime, renew_on_snapstart_restore
-from core.serverless import run
-from core.settings import get_settings
+from core.gc_tuning import building_without_collections
 
-runtime = build_runtime(get_settings())
-renew_on_snapstart_restore(runtime)
+with building_without_collections():
+    from core.outbox.relay import relay_once
+    from core.runtime import build_runtime, renew_on_snapstart_restore
+    from core.serverless import run
+    from core.settings import get_settings
+
+    runtime = build_runtime(get_settings())
+    renew_on_snapstart_restore(runtime)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

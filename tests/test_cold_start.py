@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from core.gc_tuning import GC_THRESHOLDS
+
 HEAVY = ["ably", "pusher", "socketio", "engineio", "redis", "pgserver", "uvicorn"]
 
 
@@ -56,3 +58,27 @@ def test_a_snapstart_init_loads_pyjwt_before_the_snapshot(module: str) -> None:
     loaded = _modules_after_import(module, {**ENV, "PATH": "/usr/bin", "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
 
     assert "jwt" in loaded
+
+
+@pytest.mark.parametrize("module", ["functions.api", "functions.likes", "functions.outbox_relay", "api.index"])
+def test_a_function_builds_without_collecting_garbage_and_freezes_what_it_built(module: str) -> None:
+    """Everything a cold start imports and builds stays alive: a collection during it finds nothing and costs time
+    (bench/coldstart.py). Afterwards the collector is on again, with what was built frozen out of its passes."""
+    # what the entry points import before their build starts, so that only the build itself is watched
+    code = (
+        "import contextlib, gc, json, logging, os, typing\n"
+        "starts = []\n"
+        "gc.callbacks.append(lambda phase, info: starts.append(info['generation']) if phase == 'start' else None)\n"
+        f"import {module}\n"
+        "print(json.dumps({'collections': len(starts), 'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(),"
+        " 'thresholds': gc.get_threshold()}))"
+    )
+    env = {**ENV, "PATH": "/usr/bin"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    after = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert after["collections"] == 0
+    assert after["enabled"] is True
+    assert after["frozen"] > 10_000
+    assert tuple(after["thresholds"]) == GC_THRESHOLDS

@@ -20,8 +20,9 @@ from core.api.headers import SecurityHeadersMiddleware
 from core.api.limits import BodyLimitMiddleware
 from core.api.middleware import AccessLogMiddleware
 from core.errors import AppError, RateLimitedError, as_app_error
+from core.gc_tuning import tune_garbage_collection
 from core.logs import configure_logging
-from core.runtime import Runtime, build_runtime, tune_garbage_collection
+from core.runtime import Runtime, build_runtime
 from core.schemas import ErrorResponse
 from core.settings import get_settings
 

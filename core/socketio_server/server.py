@@ -18,8 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import metrics
 from core.api.headers import SecurityHeadersMiddleware
+from core.gc_tuning import tune_garbage_collection
 from core.realtime.socketio import SocketIOProvider
-from core.runtime import Runtime, build_runtime, tune_garbage_collection
+from core.runtime import Runtime, build_runtime
 from core.settings import Settings
 from core.socketio_server.broadcast import BroadcastingManager, BroadcastingRedisManager
 from core.socketio_server.guard import ClientPacket, PollingGuard, close_on_malformed_packets, library_logger
