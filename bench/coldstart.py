@@ -1,8 +1,9 @@
 """Cold start: process start -> the handler module imported -> one API Gateway (HTTP API v2) request answered,
 for ``functions.api`` (a like against Postgres; ``/api/health``), for ``functions.likes`` (the like function: a
-like), and for ``bench/bare_lambda.py`` (a bare FastAPI + Mangum handler doing one INSERT with psycopg; a bare
-hello), interleaved in the same run, several runs each, medians reported. Timed from this process: from just before
-the child is spawned to the child's answer line."""
+like), for ``bench/bare_lambda.py`` (a bare FastAPI + Mangum handler doing one INSERT with psycopg; a bare hello)
+and for ``bench/bare_sqlalchemy_lambda.py`` (the same INSERT through SQLAlchemy's async engine), interleaved in the
+same run, several runs each, medians reported. Timed from this process: from just before the child is spawned to the
+child's answer line."""
 
 from __future__ import annotations
 
@@ -107,12 +108,14 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
     photo_id, guests = asyncio.run(_photo_and_guests(database_url, 2 * runs))
     ours_env = base_env(DATABASE_URL=database_url, REALTIME_PROVIDER="memory")
     bare_env = base_env(BARE_DATABASE_URL=libpq_url)
+    bare_sqlalchemy_env = base_env(BARE_DATABASE_URL=database_url)
     like_path = f"/api/photos/{photo_id}/like"
     health = http_event("2.0", "GET", "/api/health")
     samples: dict[str, list[dict[str, Any]]] = {
         "ours_like": [],
         "ours_like_function": [],
         "bare_like": [],
+        "bare_sqlalchemy_like": [],
         "ours_health": [],
         "bare_health": [],
     }
@@ -122,6 +125,7 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
         samples["bare_like"].append(_invoke("bench.bare_lambda", like, bare_env))
         function_like = http_event("2.0", "POST", like_path, headers=bearer(function_guest))
         samples["ours_like_function"].append(_invoke("functions.likes", function_like, ours_env))
+        samples["bare_sqlalchemy_like"].append(_invoke("bench.bare_sqlalchemy_lambda", like, bare_sqlalchemy_env))
         samples["ours_health"].append(_invoke("functions.api", health, ours_env))
         samples["bare_health"].append(_invoke("bench.bare_lambda", health, bare_env))
     for name, values in samples.items():
@@ -132,5 +136,9 @@ def run(smoke: bool, database_url: str) -> dict[str, Any]:
     # the like function (functions/likes.py) against the same bare like
     like_function = result["ours_like_function"]["median_total_ms"]
     result["ratio_like_function"] = round(like_function / result["bare_like"]["median_total_ms"], 2)
+    # the floor SQLAlchemy sets, and the part of ours above it
+    floor = result["bare_sqlalchemy_like"]["median_total_ms"]
+    result["ratio_bare_sqlalchemy_like"] = round(floor / result["bare_like"]["median_total_ms"], 2)
+    result["ratio_like_function_vs_bare_sqlalchemy"] = round(like_function / floor, 2)
     result["what"] = "process start -> module imported -> one API Gateway v2 request answered (median of runs)"
     return result

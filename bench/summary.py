@@ -140,6 +140,26 @@ def table(folder: Path) -> str:
                     f"≤ 1.5{TIMES}",
                 ]
             )
+        if "bare_sqlalchemy_like" in result:  # measured from issue 10's second round on
+            floor = result["bare_sqlalchemy_like"]["median_total_ms"]
+            rows.append(
+                [
+                    "cold start, bare handler's INSERT through SQLAlchemy's async engine (the floor it sets)",
+                    _ms(floor),
+                    _ms(result["bare_like"]["median_total_ms"]),
+                    _ratio(result["ratio_bare_sqlalchemy_like"]),
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    "cold start, like function vs that floor",
+                    _ms(result["ours_like_function"]["median_total_ms"]),
+                    _ms(floor),
+                    _ratio(result["ratio_like_function_vs_bare_sqlalchemy"]),
+                    "",
+                ]
+            )
     trips = _load(folder, "round_trips")
     if trips:
         result = trips["result"]
