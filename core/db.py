@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg import OperationalError
-from sqlalchemy import event
+from sqlalchemy import TextualSelect, column, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -102,3 +102,11 @@ def compact_sql(sql: str) -> str:
     if found or spaced:
         raise ValueError(f"compacting would change this SQL at {found.group() if found else spaced[0]!r}")
     return _SPACE_AROUND_PARENTHESES_AND_COMMAS.sub("", " ".join(sql.split()))
+
+
+def returning(sql: str, *columns: str) -> TextualSelect:
+    """``sql``, compacted, as a statement answering rows with these columns, by name. Declared, they let SQLAlchemy
+    map a result's columns once, when it compiles the statement, instead of from the cursor's description on every
+    run: about 25 µs of a like, whose answer has 16 columns. A column the SQL answers but the list leaves out is
+    still read, the old way."""
+    return text(compact_sql(sql)).columns(*(column(name) for name in columns))

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.db import returning
 from core.messages import PendingMessage
 from core.models import OutboxMessage
 from core.realtime.wire import encode
@@ -65,7 +65,19 @@ publishable AS (
 )"""
 
 # The final select of the default statement; a caller building its own statement selects from ``publishable``.
-PUBLISHABLE_COLUMNS = "id, channel, seq, event, payload, created_at, attempts, own, leased, wait_seconds"
+PUBLISHABLE_COLUMN_NAMES = (
+    "id",
+    "channel",
+    "seq",
+    "event",
+    "payload",
+    "created_at",
+    "attempts",
+    "own",
+    "leased",
+    "wait_seconds",
+)
+PUBLISHABLE_COLUMNS = ", ".join(PUBLISHABLE_COLUMN_NAMES)
 
 
 def insert_sql(input_cte: str, *, before: str = "") -> str:
@@ -80,7 +92,7 @@ def insert_sql(input_cte: str, *, before: str = "") -> str:
     return f"WITH {leading}input AS ({input_cte}),{_AFTER_INPUT}"
 
 
-_INSERT_MESSAGES = text(
+_INSERT_MESSAGES = returning(
     insert_sql(
         """
         SELECT channel, event, payload::jsonb AS payload, ord
@@ -88,7 +100,8 @@ _INSERT_MESSAGES = text(
              WITH ORDINALITY AS t(channel, event, payload, ord)
         """
     )
-    + f"\nSELECT {PUBLISHABLE_COLUMNS} FROM publishable"
+    + f"\nSELECT {PUBLISHABLE_COLUMNS} FROM publishable",
+    *PUBLISHABLE_COLUMN_NAMES,
 )
 
 OUTBOX_COLUMNS = (

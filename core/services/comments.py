@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import TextClause, delete, func, select, text, update
+from sqlalchemy import TextualSelect, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import idempotency, messages, ratelimit
 from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params, visible_photo
 from core.auth import Principal
-from core.db import compact_sql
+from core.db import returning
 from core.errors import NotFoundError
 from core.models import Comment, Event, Photo
 from core.outbox import event_log, store
@@ -91,16 +91,26 @@ _ADD_ANSWER = """
     FROM admission LEFT JOIN photo ON true LEFT JOIN comment ON true LEFT JOIN earlier ON true
     LEFT JOIN publishable ON publishable.leased
 """
+_ADD_ANSWER_COLUMNS = (
+    "admitted",
+    "retry_after_seconds",
+    "photo_id",
+    "comment_id",
+    "earlier_fingerprint",
+    "earlier_answer",
+    "publishable",
+    *store.PUBLISHABLE_COLUMN_NAMES,
+)
 
 
-def _add_statement(*, keyed: bool) -> TextClause:
+def _add_statement(*, keyed: bool) -> TextualSelect:
     before = _ADD_BEFORE.format(
         admission=ratelimit.ADMISSION_CTES,
         earlier=_EARLIER if keyed else _NO_EARLIER,
         can_see_event=CAN_SEE_EVENT_SQL,
         remembered=_REMEMBERED if keyed else "",
     )
-    return text(compact_sql(store.insert_sql(_ADD_MESSAGES, before=before) + _ADD_ANSWER))
+    return returning(store.insert_sql(_ADD_MESSAGES, before=before) + _ADD_ANSWER, *_ADD_ANSWER_COLUMNS)
 
 
 _ADD_KEYED = _add_statement(keyed=True)

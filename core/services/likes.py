@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextualSelect, text
 
 from core import messages, ratelimit
 from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params
 from core.auth import Principal
-from core.db import compact_sql
+from core.db import returning
 from core.outbox import store
 from core.realtime.wire import encode
 from core.unit_of_work import UnitOfWork
@@ -65,11 +65,22 @@ _ANSWER = """
 """
 
 
-def _statement(change: str, step: str) -> TextClause:
+_ANSWER_COLUMNS = (
+    "admitted",
+    "retry_after_seconds",
+    "photo_id",
+    "like_count",
+    "changed",
+    "publishable",
+    *store.PUBLISHABLE_COLUMN_NAMES,
+)
+
+
+def _statement(change: str, step: str) -> TextualSelect:
     before = _CHANGE_LIKE_BEFORE.format(
         admission=ratelimit.ADMISSION_CTES, can_see_event=CAN_SEE_EVENT_SQL, change=change, step=step
     )
-    return text(compact_sql(store.insert_sql(_LIKE_MESSAGE, before=before) + _ANSWER))
+    return returning(store.insert_sql(_LIKE_MESSAGE, before=before) + _ANSWER, *_ANSWER_COLUMNS)
 
 
 _LIKE = _statement(
