@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from core.errors import InvalidInputError
-from core.models import Comment, OutboxMessage
+from core.models import Comment
 from core.realtime.base import RealtimeMessage
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, SLUG_MAX_LENGTH, event_channel
 from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encode, encoded_size
@@ -37,6 +37,21 @@ class PendingMessage:
     channel: str
     name: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as the outbox stored it, numbered within its channel: what a publisher sends. A plain value, not
+    the ORM's ``StoredMessage``: a like reads its own back, and a publisher everyone's, and an ORM instance took
+    five times as long to build (8 µs)."""
+
+    id: int
+    channel: str
+    seq: int
+    event: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int
 
 
 def _message(channel: str, name: str, payload: dict[str, Any], mutation_id: str | None) -> PendingMessage:
@@ -175,12 +190,12 @@ def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def message_data(row: OutboxMessage) -> dict[str, Any]:
+def message_data(row: StoredMessage) -> dict[str, Any]:
     """The payload a browser receives: what the service decided plus the outbox row's identity and order."""
     return {**row.payload, "id": str(row.id), "seq": row.seq, "timestamp": epoch_ms(row.created_at)}
 
 
-def realtime_message(row: OutboxMessage) -> RealtimeMessage:
+def realtime_message(row: StoredMessage) -> RealtimeMessage:
     return RealtimeMessage(id=str(row.id), channel=row.channel, name=row.event, data=message_data(row))
 
 
@@ -190,12 +205,12 @@ _GROUP_RESERVE = len(
 )
 
 
-def group_event(row: OutboxMessage) -> dict[str, Any]:
+def group_event(row: StoredMessage) -> dict[str, Any]:
     """One event inside a group: its name and exactly the payload it has when published alone."""
     return {"name": row.event, "data": message_data(row)}
 
 
-def next_group(rows: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+def next_group(rows: Sequence[StoredMessage]) -> list[StoredMessage]:
     """The events that go out together next: the longest run from the first of ``rows`` (one channel's, in seq
     order) that covers a contiguous seq range and fits the size limit as one message. At least the first."""
     if not rows:
@@ -210,7 +225,7 @@ def next_group(rows: Sequence[OutboxMessage]) -> list[OutboxMessage]:
     return group
 
 
-def group_message(rows: Sequence[OutboxMessage]) -> RealtimeMessage:
+def group_message(rows: Sequence[StoredMessage]) -> RealtimeMessage:
     """The provider message of ``next_group``'s events: one event alone exactly as ever; several as one ``group``
     whose id (also the provider message id) names its first and last event."""
     if len(rows) == 1:

@@ -18,8 +18,7 @@ from sqlalchemy.sql.expression import Executable
 
 from core import ratelimit
 from core.db import in_transactions, is_connection_lost
-from core.messages import PendingMessage
-from core.models import OutboxMessage
+from core.messages import PendingMessage, StoredMessage
 from core.outbox import publishing, store
 from core.runtime import Runtime
 from core.settings import Settings
@@ -39,7 +38,7 @@ class UnitOfWork:
     limits: Sequence[ratelimit.Limit] = ()
     admission_checked: bool = False
 
-    async def emit(self, events: Sequence[PendingMessage]) -> list[OutboxMessage]:
+    async def emit(self, events: Sequence[PendingMessage]) -> list[StoredMessage]:
         stored = await store.insert_messages(self.conn, events, **self._lease_terms())
         self.enqueued.merge(stored)
         return stored.own

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from core import messages
 from core.db import in_transactions
-from core.messages import GROUP
+from core.messages import GROUP, StoredMessage
 from core.models import ChannelSequence, OutboxMessage
 from core.outbox import publishing, relay, store
 from core.realtime.base import RealtimeMessage
@@ -334,7 +334,7 @@ async def test_a_request_hands_its_lease_off_after_its_bound_and_no_event_is_lef
 
 def test_a_long_run_is_split_into_groups_within_the_size_limit() -> None:
     rows = [
-        OutboxMessage(
+        StoredMessage(
             id=100 + seq,
             channel=CHANNEL,
             seq=seq,
@@ -347,7 +347,7 @@ def test_a_long_run_is_split_into_groups_within_the_size_limit() -> None:
     ]
     rows.pop(150)  # seq 151 is not pending: a group never spans the hole
 
-    groups: list[list[OutboxMessage]] = []
+    groups: list[list[StoredMessage]] = []
     remaining = rows
     while remaining:
         groups.append(messages.next_group(remaining))

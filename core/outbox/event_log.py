@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.messages import CARRYING_COMMENT_TEXT, PendingMessage
+from core.messages import CARRYING_COMMENT_TEXT, PendingMessage, StoredMessage
 from core.models import ChannelSequence, OutboxMessage
 from core.outbox.store import OUTBOX_COLUMNS, row_to_message
 from core.realtime.channels import ADMIN_CHANNEL
 from core.realtime.wire import encode
 
 
-async def messages_after(conn: AsyncConnection, channel: str, after: int, *, limit: int) -> list[OutboxMessage]:
+async def messages_after(conn: AsyncConnection, channel: str, after: int, *, limit: int) -> list[StoredMessage]:
     result = await conn.execute(
         select(*OUTBOX_COLUMNS)
         .where(OutboxMessage.channel == channel, OutboxMessage.seq > after)

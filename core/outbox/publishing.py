@@ -48,8 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import metrics
-from core.messages import group_message, next_group
-from core.models import OutboxMessage
+from core.messages import StoredMessage, group_message, next_group
 from core.outbox.store import PENDING_DUE, ChannelTurn, row_to_message
 from core.realtime.base import RealtimeError, RealtimeProvider
 from core.settings import Settings
@@ -237,9 +236,9 @@ def _messages_allowed(now: float, last_send: float | None, settings: Settings) -
     return max(1, min(int((now - last_send) * per_second), max(1, per_second // 4)))
 
 
-def _next_groups(rows: Sequence[OutboxMessage], count: int) -> list[list[OutboxMessage]]:
+def _next_groups(rows: Sequence[StoredMessage], count: int) -> list[list[StoredMessage]]:
     """Up to ``count`` groups (``next_group``) from the front of one channel's pending rows, contiguous in seq."""
-    run: list[list[OutboxMessage]] = []
+    run: list[list[StoredMessage]] = []
     remaining = list(rows)
     while remaining and len(run) < count:
         group = next_group(remaining)
@@ -449,7 +448,7 @@ async def _send(
     provider: RealtimeProvider,
     publisher: str,
     holding: list[str],
-    runs: dict[str, list[list[OutboxMessage]]],
+    runs: dict[str, list[list[StoredMessage]]],
     settings: Settings,
     outcome: PublishOutcome,
 ) -> bool:
@@ -498,7 +497,7 @@ async def _record_unreachable(
     provider: RealtimeProvider,
     publisher: str,
     holding: list[str],
-    rows: Sequence[OutboxMessage],
+    rows: Sequence[StoredMessage],
     outcome: PublishOutcome,
 ) -> None:
     _seen_failing.add(provider)
@@ -522,7 +521,7 @@ async def _record_rejection(
     provider: RealtimeProvider,
     publisher: str,
     holding: list[str],
-    rows: Sequence[OutboxMessage],
+    rows: Sequence[StoredMessage],
     outcome: PublishOutcome,
     settings: Settings,
 ) -> None:
@@ -553,7 +552,7 @@ async def _record_rejection(
 
 
 def _log_publish(
-    provider: RealtimeProvider, rows: Sequence[OutboxMessage], started: float, outcome: str, error: str | None
+    provider: RealtimeProvider, rows: Sequence[StoredMessage], started: float, outcome: str, error: str | None
 ) -> None:
     metrics.incr(f"events_{outcome}", len(rows))
     level = logging.INFO if outcome == "published" else logging.WARNING if outcome == "failed" else logging.ERROR

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import returning
-from core.messages import PendingMessage
+from core.messages import PendingMessage, StoredMessage
 from core.models import OutboxMessage
 from core.realtime.wire import encode
 
@@ -115,8 +115,8 @@ OUTBOX_COLUMNS = (
 )
 
 
-def row_to_message(row: Any) -> OutboxMessage:
-    return OutboxMessage(
+def row_to_message(row: Any) -> StoredMessage:
+    return StoredMessage(
         id=row.id,
         channel=row.channel,
         seq=row.seq,
@@ -133,7 +133,7 @@ class ChannelTurn:
     its ceiling still holds the next publish back, and the highest seq this publisher has dealt with."""
 
     channel: str
-    rows: list[OutboxMessage] = field(default_factory=list)
+    rows: list[StoredMessage] = field(default_factory=list)
     wait_seconds: float = 0.0
     through: int = 0
 
@@ -142,7 +142,7 @@ class ChannelTurn:
 class Enqueued:
     """What an insert stored, and the channels whose lease it took with what there is to publish on them."""
 
-    own: list[OutboxMessage] = field(default_factory=list)
+    own: list[StoredMessage] = field(default_factory=list)
     turns: dict[str, ChannelTurn] = field(default_factory=dict)
 
     def merge(self, other: Enqueued) -> None:
