@@ -2,17 +2,27 @@
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from core.gc_tuning import building_without_collections
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # On Vercel the client is in the X-Real-IP header its edge writes (overwriting the client's); the ASGI peer is
 # Vercel's own machinery. Set here, where the platform is known, unless the deployment says otherwise.
 os.environ.setdefault("CLIENT_ADDRESS_SOURCE", "vercel")
 
-with building_without_collections():
-    from core.api.app import create_app
 
-    app = create_app()
+def _built_app() -> "FastAPI":
+    with building_without_collections():
+        from core.api.app import create_app
+
+        return create_app()
+
+
+# Assigned here, at the top level of the file: Vercel's builder looks for it there before running anything.
+app = _built_app()
 
 _settings = app.state.runtime.settings
 if _settings.app_env == "production" and _settings.cron_secret is None:

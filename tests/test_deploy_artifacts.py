@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from tests.deploy.artifacts import (
     unwanted_files,
 )
 from tests.support.web_client import CLIENT_PATH, sdk_paths
+
+REPO = Path(__file__).parent.parent
 
 
 def test_every_module_production_code_imports_is_installed_by_vercels_installer() -> None:
@@ -64,3 +67,18 @@ def test_a_module_deleted_from_the_source_is_gone_from_the_next_zip(tmp_path: Pa
     assert first_party_differences(second, repo) == (set(), set())
     assert not unwanted_files(second)
     assert {CLIENT_PATH, *sdk_paths()} <= {f"/{name}" for name in second}  # what the API function serves at /web/
+
+
+def test_vercels_entry_assigns_its_app_at_the_top_level_of_the_file() -> None:
+    """Vercel's builder reads ``api/index.py`` before it runs anything and refuses an entry without a top-level
+    ``app``, ``application`` or ``handler`` assignment; one inside a block (``with``, ``if``) it does not see."""
+    module = ast.parse((REPO / "api" / "index.py").read_text())
+    assigned = {
+        target.id
+        for statement in module.body
+        if isinstance(statement, ast.Assign)
+        for target in statement.targets
+        if isinstance(target, ast.Name)
+    }
+
+    assert "app" in assigned
