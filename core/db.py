@@ -105,8 +105,8 @@ def compact_sql(sql: str) -> str:
 
 
 def returning(sql: str, *columns: str) -> TextualSelect:
-    """``sql``, compacted, as a statement answering rows with these columns, by name. Declared, they let SQLAlchemy
-    map a result's columns once, when it compiles the statement, instead of from the cursor's description on every
-    run: about 25 µs of a like, whose answer has 16 columns. A column the SQL answers but the list leaves out is
-    still read, the old way."""
+    """``sql``, compacted, as a statement answering rows with these columns: all of them, in the order the SQL
+    answers them (SQLAlchemy maps them by position; tests/test_db.py checks each statement that declares them).
+    Declared, they let SQLAlchemy map a result's columns once, when it compiles the statement, instead of from the
+    cursor's description on every run: about 25 µs of a like, whose answer has 16 columns."""
     return text(compact_sql(sql)).columns(*(column(name) for name in columns))

@@ -39,11 +39,12 @@ class PendingMessage:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StoredMessage:
     """A message as the outbox stored it, numbered within its channel: what a publisher sends. A plain value, not
-    the ORM's ``StoredMessage``: a like reads its own back, and a publisher everyone's, and an ORM instance took
-    five times as long to build (8 µs)."""
+    the ORM's ``OutboxMessage``: a like reads its own back, and a publisher everyone's, and an ORM instance took
+    five times as long to build (8 µs). Compared by identity, as the ORM's were (its payload, a dict, could not be
+    hashed as a field)."""
 
     id: int
     channel: str

@@ -478,7 +478,8 @@ async def _send(
                 {"ids": [row.id for row in delivered], "provider": provider.name, "success": True, "answered": True},
             )
             _log_publish(provider, delivered, started, "published", None)
-        undelivered = [row for row in rows if row not in delivered]
+        delivered_ids = {row.id for row in delivered}
+        undelivered = [row for row in rows if row.id not in delivered_ids]
         if transient:
             await _record_unreachable(conn, provider, publisher, holding, undelivered, outcome)
         else:
