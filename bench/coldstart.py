@@ -1,9 +1,9 @@
 """Cold start: process start -> the handler module imported -> one API Gateway (HTTP API v2) request answered,
 for ``functions.api`` (a like against Postgres; ``/api/health``), for ``functions.likes`` (the like function: a
 like), for ``bench/bare_lambda.py`` (a bare FastAPI + Mangum handler doing one INSERT with psycopg; a bare hello)
-and for ``bench/bare_sqlalchemy_lambda.py`` (the same INSERT through SQLAlchemy's async engine), interleaved in the
-same run, several runs each, medians reported. Timed from this process: from just before the child is spawned to the
-child's answer line."""
+and for ``bench/bare_sqlalchemy_lambda.py`` (the same INSERT through SQLAlchemy's async engine, built as ours are:
+with the garbage collector off), interleaved in the same run, several runs each, medians reported. Timed from this
+process: from just before the child is spawned to the child's answer line."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def table(folder: Path) -> str:
             floor = result["bare_sqlalchemy_like"]["median_total_ms"]
             rows.append(
                 [
-                    "cold start, bare handler's INSERT through SQLAlchemy's async engine (the floor it sets)",
+                    "cold start, the bare INSERT through SQLAlchemy's async engine, built as ours (the floor)",
                     _ms(floor),
                     _ms(result["bare_like"]["median_total_ms"]),
                     _ratio(result["ratio_bare_sqlalchemy_like"]),
