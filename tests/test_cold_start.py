@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,11 +20,15 @@ HEAVY = ["ably", "pusher", "socketio", "engineio", "redis", "pgserver", "uvicorn
 ENV = {"DATABASE_URL": "postgresql://localhost/none", "JWT_SECRET": "cold-start-0123456789abcdef-0123456789"}
 
 
-def _loaded_modules(module: str, env: dict[str, str]) -> list[str]:
-    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
+def _in_a_new_process(code: str, env: dict[str, str]) -> Any:
+    """What ``code``, run by a fresh interpreter, printed last, as JSON."""
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _loaded_modules(module: str, env: dict[str, str]) -> list[str]:
+    loaded: list[str] = _in_a_new_process(f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))", env)
     return loaded
 
 
@@ -78,10 +83,7 @@ def test_a_function_builds_without_collecting_garbage_and_freezes_what_it_built(
         "print(json.dumps({'collections': len(starts), 'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(),"
         " 'thresholds': gc.get_threshold()}))"
     )
-    env = {**ENV, "PATH": "/usr/bin"}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    after = json.loads(result.stdout.strip().splitlines()[-1])
+    after = _in_a_new_process(code, {**ENV, "PATH": "/usr/bin"})
 
     assert after["collections"] == 0
     assert after["enabled"] is True
