@@ -49,6 +49,11 @@ def _bare_app(database_url: str) -> tuple[FastAPI, Callable[[], Awaitable[None]]
     return app, engine.dispose
 
 
+def _likes(photo: str, guests: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Each guest's like of ``photo`` on our endpoint, with its token."""
+    return [(f"/api/photos/{photo}/like", bearer(guest)) for guest in guests]
+
+
 async def _burst(client: httpx.AsyncClient, requests: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
     async def one(url: str, headers: dict[str, str]) -> float:
         started = time.perf_counter()
@@ -98,21 +103,15 @@ async def _measure(database_url: str, *, likes: int, rounds: int) -> dict[str, A
             guests = [await api.guest() for _ in range(likes)]
             # warm the pools and code paths, so that no first round pays for connecting
             for client, photos in ((ours, server_photos), (func, function_photos)):
-                await _burst(client, [(f"/api/photos/{photos[-1]}/like", bearer(g)) for g in guests[:POOL_SIZE]])
+                await _burst(client, _likes(photos[-1], guests[:POOL_SIZE]))
             await _burst(plain, [(f"/api/photos/{bare_photos[-1]}/like?session=w{i}", {}) for i in range(POOL_SIZE)])
             await server.work_after_answers_done(drain_seconds)
             for round_index in range(rounds):
-                rounds_of["ours"].append(
-                    await _burst(ours, [(f"/api/photos/{server_photos[round_index]}/like", bearer(g)) for g in guests])
-                )
+                rounds_of["ours"].append(await _burst(ours, _likes(server_photos[round_index], guests)))
                 # What the server publishes after its last answer ends before the next side's round, untimed: it
                 # would otherwise run during that round.
                 await server.work_after_answers_done(drain_seconds)
-                rounds_of["ours_function"].append(
-                    await _burst(
-                        func, [(f"/api/photos/{function_photos[round_index]}/like", bearer(g)) for g in guests]
-                    )
-                )
+                rounds_of["ours_function"].append(await _burst(func, _likes(function_photos[round_index], guests)))
                 rounds_of["bare"].append(
                     await _burst(
                         plain, [(f"/api/photos/{bare_photos[round_index]}/like?session=g{i}", {}) for i in range(likes)]
