@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import sys
 import time
 import uuid
 from collections import OrderedDict
@@ -44,13 +45,32 @@ class Principal:
         return self.role == "ADMIN"
 
 
+def load_pyjwt() -> None:
+    """Loads PyJWT, on first use: /api/health does not need it. Loaded without the ``cryptography`` package unless
+    something has loaded that already. Our tokens are HS256 only (the standard library's HMAC); PyJWT imports
+    ``cryptography`` for RSA and EC keys, which no token is ever accepted with, and that import was a fifth of the
+    like function's cold start (bench/coldstart.py). ``cryptography`` is installed only because Pusher's SDK
+    requires pyOpenSSL, and stays importable for anything that needs it: a name bound to None in ``sys.modules``
+    fails to import as if it were not installed (which PyJWT handles) only while PyJWT loads."""
+    if "jwt" in sys.modules or "cryptography" in sys.modules:
+        return
+    sys.modules["cryptography"] = None  # type: ignore[assignment]
+    try:
+        import jwt  # noqa: F401
+    except ImportError:
+        pass  # a PyJWT that cannot do without it: the caller's own import loads both
+    finally:
+        del sys.modules["cryptography"]
+
+
 def new_guest_session_id() -> str:
     return f"guest-{uuid.uuid4().hex}"
 
 
 def issue_token(principal: Principal, settings: Settings) -> tuple[str, int]:
     """Returns the signed token and its lifetime in seconds."""
-    import jwt  # on first use: PyJWT loads cryptography, a tenth of a cold start that /api/health does not need
+    load_pyjwt()
+    import jwt
 
     ttl = settings.admin_token_ttl_seconds if principal.is_admin else settings.guest_token_ttl_seconds
     now = int(time.time())
@@ -112,7 +132,8 @@ def ensure_unexpired(expires_at: float) -> None:
 
 
 def _verify_signed(token: str, settings: Settings) -> tuple[Principal, float]:
-    import jwt  # see issue_token
+    load_pyjwt()
+    import jwt
 
     try:
         claims = jwt.decode(

@@ -1,5 +1,5 @@
-"""What a cold start imports: the realtime SDKs load only where their provider is chosen; PyJWT (with the
-cryptography it loads) only when a token is first issued or verified."""
+"""What a cold start imports: the realtime SDKs load only where their provider is chosen; PyJWT only when a token is
+first issued or verified, and then without the ``cryptography`` package."""
 
 from __future__ import annotations
 
@@ -56,6 +56,26 @@ def test_a_function_loads_pyjwt_only_when_a_token_is_first_handled(module: str) 
     loaded = _modules_after_import(module, {**ENV, "PATH": "/usr/bin"})
 
     assert not loaded & {"jwt", "cryptography"}, sorted(loaded & {"jwt", "cryptography"})
+
+
+def test_pyjwt_handles_our_tokens_without_loading_cryptography() -> None:
+    """Our tokens are HS256, the standard library's HMAC. PyJWT's RSA and EC keys load ``cryptography`` (installed
+    only because Pusher's SDK requires pyOpenSSL): that was a fifth of the like function's cold start, spent on
+    algorithms a token is never accepted with. Afterwards, anything that needs ``cryptography`` still loads it."""
+    code = (
+        "import json, sys\n"
+        "from core.auth import Principal, issue_token, verify_token\n"
+        "from core.settings import load_settings\n"
+        "settings = load_settings()\n"
+        "token, _ = issue_token(Principal(role='GUEST', subject='guest-1'), settings)\n"
+        "verified = verify_token(token, settings)\n"
+        "loaded_for_tokens = 'cryptography' in sys.modules\n"
+        "import cryptography.hazmat.primitives.hashes\n"
+        "print(json.dumps({'subject': verified.subject, 'loaded_for_tokens': loaded_for_tokens}))"
+    )
+    after = _in_a_new_process(code, {**ENV, "PATH": "/usr/bin"})
+
+    assert after == {"subject": "guest-1", "loaded_for_tokens": False}
 
 
 @pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
