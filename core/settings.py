@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import secrets
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 # Published in this repository's history as the built-in development secret: refused everywhere.
 PUBLIC_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
@@ -30,8 +30,12 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+class Settings(BaseModel):
+    """Each setting is read from the environment variable of its name, in any case; values given to the
+    constructor win. A plain pydantic model: pydantic-settings, for what it adds here, was a fiftieth of a cold start
+    (bench/coldstart.py)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str | None = None
@@ -49,7 +53,7 @@ class Settings(BaseSettings):
     guest_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     admin_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
 
-    cors_origins: Annotated[list[str], NoDecode] = []
+    cors_origins: list[str] = []
     rate_limit_per_minute: int = Field(default=60, ge=1)
     # Who the client is, for the limits per address: "peer" is the ASGI client (the TCP peer, which uvicorn takes
     # from X-Forwarded-For only for the proxies in FORWARDED_ALLOW_IPS; API Gateway's source IP under Mangum),
@@ -117,11 +121,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _empty_is_unset(cls, values: Any) -> Any:
-        """An empty setting is an unset one (serverless.yml passes every setting as ${env:NAME, ''}), except
-        APP_ENV: it decides how strict the other checks are, so an empty one is refused, not taken for development."""
-        if not isinstance(values, dict):
-            return values
+    def _from_the_environment(cls, given: Any) -> Any:
+        """The environment under what was given. An empty setting is an unset one (serverless.yml passes every
+        setting as ${env:NAME, ''}), except APP_ENV: it decides how strict the other checks are, so an empty one is
+        refused, not taken for development."""
+        if not isinstance(given, dict):
+            return given
+        names = cls.model_fields
+        values = {name.lower(): value for name, value in os.environ.items() if name.lower() in names} | given
         if values.get("app_env") == "":
             raise ValueError("APP_ENV is empty: set it to production, development or test")
         return {name: value for name, value in values.items() if value != ""}

@@ -103,3 +103,24 @@ def test_the_readme_lists_every_setting() -> None:
     table = readme[readme.index("## Settings") : readme.index("## Limits")]
 
     assert [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table] == []
+
+
+def test_settings_come_from_variables_of_their_name_in_any_case_and_values_given_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "7")
+    monkeypatch.setenv("log_level", "DEBUG")
+    monkeypatch.setenv("DB_PREPARED_STATEMENTS", "on")
+    monkeypatch.setenv("NOT_A_SETTING", "ignored")
+
+    assert Settings().rate_limit_per_minute == 7
+    assert Settings(rate_limit_per_minute=9).rate_limit_per_minute == 9
+    assert Settings().log_level == "DEBUG"
+    assert Settings().db_prepared_statements is True
+
+
+def test_a_malformed_variable_is_refused_by_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_POOL_SIZE", "many")
+
+    with pytest.raises(SettingsError, match="DB_POOL_SIZE"):
+        load_settings()

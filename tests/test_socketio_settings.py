@@ -39,7 +39,7 @@ def test_cors_origins_are_the_servers_allowed_origins_and_the_path_is_normalised
 def test_the_admin_ui_refuses_to_start_with_an_empty_or_default_password(password: str) -> None:
     # Raised inside pydantic's validation, so it surfaces as a ValidationError (a ValueError) naming the setting.
     with pytest.raises(ValueError, match="SOCKETIO_ADMIN_PASSWORD"):
-        Settings(app_env="test", socketio_admin_password=password, **ADMIN_UI)  # type: ignore[arg-type]
+        Settings(app_env="test", socketio_admin_password=password, **ADMIN_UI)
 
 
 def test_the_admin_ui_needs_the_sites_origins_listed() -> None:

@@ -31,7 +31,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "publish_timeout_seconds": 0.5,
     }
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)
 
 
 def redis_url() -> str | None:
