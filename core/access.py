@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.auth import Principal
 from core.errors import InvalidInputError, NotFoundError
-from core.models import Event, Photo
+from core.models import event_table, photo_table
 from core.realtime.base import ChannelGrant
 from core.realtime.channels import ADMIN_CHANNEL, event_channel, is_valid_slug, parse_channel
 from core.runtime import Runtime
@@ -71,13 +71,16 @@ def _event_not_found(slug: str) -> NotFoundError:
 
 # Built once: every action starts with one of these lookups.
 _PHOTO = (
-    select(Photo.id, Event.slug, Event.access_code_hash.is_not(None).label("protected"))
-    .join(Event, Event.id == Photo.event_id)
-    .where(Photo.id == bindparam("photo_id"))
+    select(photo_table.c.id, event_table.c.slug, event_table.c.access_code_hash.is_not(None).label("protected"))
+    .join(event_table, event_table.c.id == photo_table.c.event_id)
+    .where(photo_table.c.id == bindparam("photo_id"))
 )
-_EVENT = select(Event.id, Event.slug, Event.title, Event.access_code_hash.is_not(None).label("protected")).where(
-    Event.slug == bindparam("slug")
-)
+_EVENT = select(
+    event_table.c.id,
+    event_table.c.slug,
+    event_table.c.title,
+    event_table.c.access_code_hash.is_not(None).label("protected"),
+).where(event_table.c.slug == bindparam("slug"))
 
 
 async def visible_photo(conn: AsyncConnection, principal: Principal | None, photo_id: int) -> PhotoRef:

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import begin
-from core.models import Event, Photo
+from core.models import event_table, photo_table
 
 DEMO_SLUG = "demo-wedding"
 # Served by `hafi-realtime dev` from web/demo/, so the demo needs no network.
@@ -24,17 +24,19 @@ async def seed_demo(engine: AsyncEngine) -> int:
     """Creates the demo event and its photos where missing; returns how many photos it added."""
     async with begin(engine) as conn:
         await conn.execute(
-            pg_insert(Event)
+            pg_insert(event_table)
             .values(slug=DEMO_SLUG, title="Demo wedding: Hafi & Portrait")
-            .on_conflict_do_nothing(index_elements=[Event.slug])
+            .on_conflict_do_nothing(index_elements=[event_table.c.slug])
         )
-        event_id = await conn.scalar(select(Event.id).where(Event.slug == DEMO_SLUG))
-        existing = set((await conn.execute(select(Photo.url).where(Photo.event_id == event_id))).scalars())
+        event_id = await conn.scalar(select(event_table.c.id).where(event_table.c.slug == DEMO_SLUG))
+        existing = set(
+            (await conn.execute(select(photo_table.c.url).where(photo_table.c.event_id == event_id))).scalars()
+        )
         missing = [
             {"event_id": event_id, "url": url, "caption": caption}
             for url, caption in DEMO_PHOTOS
             if url not in existing
         ]
         if missing:
-            await conn.execute(pg_insert(Photo), missing)
+            await conn.execute(pg_insert(photo_table), missing)
     return len(missing)

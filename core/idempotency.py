@@ -20,11 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import InvalidInputError
-from core.models import IdempotentRequest
+from core.models import idempotent_request_table
 
 # Kept long enough for any client's retries (a guest's phone coming back to the venue's network), then pruned.
 RETENTION_HOURS = 24
-_TABLE = IdempotentRequest.__tablename__
+_TABLE = idempotent_request_table.name
 
 
 class RepeatedRequestError(Exception):

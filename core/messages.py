@@ -41,10 +41,8 @@ class PendingMessage:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class StoredMessage:
-    """A message as the outbox stored it, numbered within its channel: what a publisher sends. A plain value, not
-    the ORM's ``OutboxMessage``: a like reads its own back, and a publisher everyone's, and an ORM instance took
-    five times as long to build (8 µs). Compared by identity, as the ORM's were (its payload, a dict, could not be
-    hashed as a field)."""
+    """A message as the outbox stored it (``core.models.outbox_table``), numbered within its channel: what a
+    publisher sends. Compared by identity: its payload, a dict, could not be hashed as a field."""
 
     id: int
     channel: str

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from core.models import Like, OutboxMessage
+from core.models import like_table, outbox_table
 from core.realtime.memory import MemoryProvider
 from tests.support.api import ADMIN_EMAIL, Api, api_with, bearer
 
@@ -54,8 +54,8 @@ async def test_bad_tokens_get_401_and_nothing_is_written(
     assert response.status_code == 401
     assert response.json()["error"]["code"] == code
     async with api.runtime.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(Like)) == 0
-        assert await conn.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+        assert await conn.scalar(select(func.count()).select_from(like_table)) == 0
+        assert await conn.scalar(select(func.count()).select_from(outbox_table)) == 0
     assert provider.published == []
 
 

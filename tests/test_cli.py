@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.demo import DEMO_SLUG
-from core.models import Admin, Event, Photo
+from core.models import admin_table, event_table, photo_table
 from core.runtime import Runtime
 from tests.support import processes
 from tests.support.cli import hafi_realtime
@@ -50,9 +50,11 @@ async def test_migrate_seed_and_create_admin_work_against_the_database_and_can_r
     assert weak.returncode != 0 and "at least 12 characters" in weak.stderr
     assert relayed.returncode == 0, relayed.stderr
     async with runtime.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(Event).where(Event.slug == DEMO_SLUG)) == 1
-        assert await conn.scalar(select(func.count()).select_from(Photo)) == 5
-        assert (await conn.execute(select(Admin.email))).scalars().all() == ["owner@example.com"]
+        assert (
+            await conn.scalar(select(func.count()).select_from(event_table).where(event_table.c.slug == DEMO_SLUG)) == 1
+        )
+        assert await conn.scalar(select(func.count()).select_from(photo_table)) == 5
+        assert (await conn.execute(select(admin_table.c.email))).scalars().all() == ["owner@example.com"]
 
 
 def test_a_command_without_a_database_says_what_is_missing() -> None:

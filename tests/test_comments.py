@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from core.models import Comment, OutboxMessage
+from core.models import comment_table, outbox_table
 from core.realtime.memory import MemoryProvider
 from core.realtime.wire import MAX_PAYLOAD_BYTES, encode
 from tests.support.api import Api, bearer
@@ -101,8 +101,8 @@ async def test_invalid_comments_are_refused_and_nothing_is_written_or_published(
     assert all(r.json()["error"]["code"] == "invalid_input" for r in responses)
     assert all(r.json()["error"]["message"] for r in responses)
     async with api.runtime.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(Comment)) == 0
-        assert await conn.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+        assert await conn.scalar(select(func.count()).select_from(comment_table)) == 0
+        assert await conn.scalar(select(func.count()).select_from(outbox_table)) == 0
     assert provider.published == []
 
 

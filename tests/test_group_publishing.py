@@ -19,7 +19,7 @@ from sqlalchemy import select
 from core import messages
 from core.db import in_transactions
 from core.messages import GROUP, StoredMessage
-from core.models import ChannelSequence, OutboxMessage
+from core.models import channel_sequence_table, outbox_table
 from core.outbox import publishing, relay, store
 from core.realtime.base import RealtimeMessage
 from core.realtime.memory import MemoryProvider
@@ -80,16 +80,18 @@ async def watched(database_url: str) -> AsyncIterator[tuple[Api, WatchingProvide
 
 async def _outbox(api: Api) -> list[Any]:
     async with api.runtime.engine.connect() as conn:
-        return list((await conn.execute(select(OutboxMessage.__table__).order_by(OutboxMessage.seq))).all())
+        return list((await conn.execute(select(outbox_table).order_by(outbox_table.c.seq))).all())
 
 
 async def _lease(api: Api, channel: str = CHANNEL) -> Any:
     async with api.runtime.engine.connect() as conn:
         return (
             await conn.execute(
-                select(ChannelSequence.publisher, ChannelSequence.published_seq, ChannelSequence.last_seq).where(
-                    ChannelSequence.channel == channel
-                )
+                select(
+                    channel_sequence_table.c.publisher,
+                    channel_sequence_table.c.published_seq,
+                    channel_sequence_table.c.last_seq,
+                ).where(channel_sequence_table.c.channel == channel)
             )
         ).one()
 

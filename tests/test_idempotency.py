@@ -9,15 +9,15 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from core.models import Comment, OutboxMessage
+from core.models import comment_table, outbox_table
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
 
 
 async def _counts(api: Api) -> tuple[int, int]:
     async with api.runtime.engine.connect() as conn:
-        comments = await conn.scalar(select(func.count()).select_from(Comment))
-        messages = await conn.scalar(select(func.count()).select_from(OutboxMessage))
+        comments = await conn.scalar(select(func.count()).select_from(comment_table))
+        messages = await conn.scalar(select(func.count()).select_from(outbox_table))
     return int(comments or 0), int(messages or 0)
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
-from core.models import OutboxMessage, Photo
+from core.models import outbox_table, photo_table
 from core.settings import get_settings
 from tests.support.api import Api, bearer
 from tests.support.lambda_events import FakeContext, http_event, load
@@ -86,8 +86,8 @@ async def test_a_like_through_api_gateway_is_counted_and_published_reusing_one_c
     assert (published.channel, published.name, published.data["likeCount"]) == ("event:wedding", "photo:liked", 1)
     assert published.data["mutationId"] == "m1"
     async with api.runtime.engine.connect() as conn:
-        assert await conn.scalar(select(Photo.like_count).where(Photo.id == int(photo_id))) == 1
-        row = (await conn.execute(select(OutboxMessage.id, OutboxMessage.published_at))).one()
+        assert await conn.scalar(select(photo_table.c.like_count).where(photo_table.c.id == int(photo_id))) == 1
+        row = (await conn.execute(select(outbox_table.c.id, outbox_table.c.published_at))).one()
     assert str(row.id) == published.id and row.published_at is not None
     await runtime.engine.dispose()
 

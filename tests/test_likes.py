@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from core import use_cases
 from core.auth import verify_token
 from core.errors import InvalidInputError
-from core.models import Like, OutboxMessage, Photo
+from core.models import like_table, outbox_table, photo_table
 from core.realtime.memory import MemoryProvider
 from core.schemas import MUTATION_ID_MAX_LENGTH
 from tests.support.api import Api, bearer
@@ -37,9 +37,9 @@ async def test_a_like_is_counted_stored_and_published_with_the_documented_payloa
     assert event.data["mutationId"] == "m-1"
     assert event.data["id"] == event.id and isinstance(event.id, str)
     async with api.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(OutboxMessage))).scalar_one_or_none()
-        stored = (await conn.execute(select(OutboxMessage.published_at, OutboxMessage.seq))).one()
-        count = await conn.scalar(select(Photo.like_count).where(Photo.id == int(photo_id)))
+        row = (await conn.execute(select(outbox_table.c.id))).scalar_one_or_none()
+        stored = (await conn.execute(select(outbox_table.c.published_at, outbox_table.c.seq))).one()
+        count = await conn.scalar(select(photo_table.c.like_count).where(photo_table.c.id == int(photo_id)))
     assert row is not None and stored.published_at is not None and stored.seq == 1
     assert count == 1
 
@@ -78,9 +78,9 @@ async def test_two_hundred_guests_liking_at_once_count_exactly_two_hundred_with_
 
     assert all(r.status_code == 200 for r in responses), {r.status_code for r in responses}
     async with api.runtime.engine.connect() as conn:
-        count = await conn.scalar(select(Photo.like_count).where(Photo.id == int(photo_id)))
-        rows = await conn.scalar(select(func.count()).select_from(Like))
-        seqs = (await conn.execute(select(OutboxMessage.seq).order_by(OutboxMessage.seq))).scalars().all()
+        count = await conn.scalar(select(photo_table.c.like_count).where(photo_table.c.id == int(photo_id)))
+        rows = await conn.scalar(select(func.count()).select_from(like_table))
+        seqs = (await conn.execute(select(outbox_table.c.seq).order_by(outbox_table.c.seq))).scalars().all()
     assert count == rows == 200
     assert list(seqs) == list(range(1, 201))
     # Likes committed while the channel's publish was in flight went out together, as groups.
@@ -110,4 +110,4 @@ async def test_a_like_with_the_longest_mutation_id_is_published_and_a_longer_one
             api.runtime, principal, photo_id=int(other_photo_id), liked=True, mutation_id=longest + "m"
         )
     async with api.runtime.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(Like)) == 1
+        assert await conn.scalar(select(func.count()).select_from(like_table)) == 1

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from core import ratelimit
 from core.migrations import downgrade, upgrade
-from core.models import Base
+from core.models import metadata
 from tests.support.database import fresh_database
 
 
@@ -18,7 +18,7 @@ def _differences(url: str) -> list[object]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata))
+            return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata))
     finally:
         engine.dispose()
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import select, text
 
-from core.models import OutboxMessage
+from core.models import outbox_table
 from core.outbox import relay
 from core.realtime.base import RealtimeError, RealtimeMessage
 from core.realtime.memory import MemoryProvider
@@ -17,14 +18,14 @@ from tests.support.groups import unpacked
 from tests.support.outbox import make_due
 
 
-async def _pending(runtime: Runtime) -> list[OutboxMessage]:
+async def _pending(runtime: Runtime) -> Sequence[Any]:
     async with runtime.engine.connect() as conn:
         rows = await conn.execute(
-            select(OutboxMessage.id, OutboxMessage.event, OutboxMessage.attempts, OutboxMessage.last_error)
-            .where(OutboxMessage.published_at.is_(None))
-            .order_by(OutboxMessage.id)
+            select(outbox_table.c.id, outbox_table.c.event, outbox_table.c.attempts, outbox_table.c.last_error)
+            .where(outbox_table.c.published_at.is_(None))
+            .order_by(outbox_table.c.id)
         )
-        return [OutboxMessage(**row._mapping) for row in rows]
+        return rows.all()
 
 
 async def _like_and_comment(api: Api, photo_id: str, token: str) -> None:
@@ -178,7 +179,7 @@ async def test_a_rejected_event_is_parked_after_the_configured_attempts_and_show
 
     async with api.runtime.engine.connect() as conn:
         row = (
-            await conn.execute(select(OutboxMessage.attempts, OutboxMessage.parked_at, OutboxMessage.last_error))
+            await conn.execute(select(outbox_table.c.attempts, outbox_table.c.parked_at, outbox_table.c.last_error))
         ).one()
     metrics = await api.client.get("/api/metrics", headers=bearer(admin))
     await make_due(api.runtime)

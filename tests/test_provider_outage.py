@@ -13,11 +13,12 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Row, text
 
-from core.models import ProviderHealth
+from core.models import provider_health_table
 from core.outbox import relay
 from core.outbox.publishing import PROBE_BACKOFF_CAP_SECONDS
 from core.outbox.relay import relay_forever, relay_once
@@ -41,10 +42,9 @@ RELAY_INTERVAL_SECONDS = 1.0
 DELIVERY_BOUND_SECONDS = PROBE_BACKOFF_CAP_SECONDS + RELAY_INTERVAL_SECONDS + 9
 
 
-async def _provider_health(runtime: Runtime) -> ProviderHealth | None:
+async def _provider_health(runtime: Runtime) -> Row[Any] | None:
     async with runtime.engine.connect() as conn:
-        row = (await conn.execute(ProviderHealth.__table__.select())).one_or_none()
-    return ProviderHealth(**row._mapping) if row else None
+        return (await conn.execute(provider_health_table.select())).one_or_none()
 
 
 async def _wait_out_the_probe_backoff(runtime: Runtime) -> float:

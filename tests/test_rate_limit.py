@@ -9,7 +9,7 @@ from core import ratelimit
 from core.auth import verify_token
 from core.db import in_transactions
 from core.errors import RateLimitedError
-from core.models import OutboxMessage, RateLimit
+from core.models import outbox_table, rate_limit_table
 from core.outbox import relay
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
@@ -21,7 +21,7 @@ async def _make_earlier_attempts(api: Api, token: str, *, count: int, seconds_ag
     second = text(f"ARRAY[date_trunc('second', now() - interval '{seconds_ago} seconds')]")
     async with api.runtime.engine.begin() as conn:
         changed = await conn.execute(
-            update(RateLimit).where(RateLimit.key == identity).values(seconds=second, counts=[count])
+            update(rate_limit_table).where(rate_limit_table.c.key == identity).values(seconds=second, counts=[count])
         )
     assert changed.rowcount == 1
 
@@ -52,7 +52,7 @@ async def test_the_61st_action_in_a_minute_is_refused_with_retry_after(api: Api)
     assert others.status_code == 200
     async with api.runtime.engine.connect() as conn:
         # 60 accepted toggles and the other guest's like; the refused one wrote nothing.
-        assert await conn.scalar(select(func.count()).select_from(OutboxMessage)) == 61
+        assert await conn.scalar(select(func.count()).select_from(outbox_table)) == 61
 
 
 async def test_the_minute_slides_so_attempts_just_before_a_clock_minute_still_count(api: Api) -> None:
@@ -90,7 +90,7 @@ async def test_the_relay_forgets_identities_idle_for_a_minute(api: Api) -> None:
     await relay.relay(api.runtime.engine, MemoryProvider(), api.runtime.settings)
 
     async with api.runtime.engine.connect() as conn:
-        kept = set((await conn.execute(select(RateLimit.key))).scalars())
+        kept = set((await conn.execute(select(rate_limit_table.c.key))).scalars())
     assert verify_token(active, api.runtime.settings).subject in kept
     assert verify_token(idle, api.runtime.settings).subject not in kept
 
@@ -105,7 +105,9 @@ async def test_refused_attempts_are_not_recorded_so_a_hammering_client_keeps_one
     async with api.runtime.engine.connect() as conn:
         row = (
             await conn.execute(
-                select(RateLimit).where(RateLimit.key == verify_token(guest, api.runtime.settings).subject)
+                select(rate_limit_table).where(
+                    rate_limit_table.c.key == verify_token(guest, api.runtime.settings).subject
+                )
             )
         ).one()
     assert sum(row.counts) == api.runtime.settings.rate_limit_per_minute
@@ -124,9 +126,9 @@ async def test_a_venues_address_row_stays_small_however_many_attempts_it_counts(
     ]
 
     assert statuses == [200] * 100
-    venue = RateLimit.key.startswith("actions:")
+    venue = rate_limit_table.c.key.startswith("actions:")
     async with api.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(RateLimit).where(venue))).one()
+        row = (await conn.execute(select(rate_limit_table).where(venue))).one()
         stored_bytes = await conn.scalar(
             text("SELECT pg_column_size(r.*) FROM rate_limits r WHERE key = :key"), {"key": row.key}
         )

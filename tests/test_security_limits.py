@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select, text, update
 
 from core.api.app import create_app
-from core.models import Like, RateLimit
+from core.models import like_table, rate_limit_table
 from tests.support.api import Api, bearer
 
 CODE = "s3cret-code"
@@ -80,8 +80,8 @@ async def test_the_lockout_refuses_the_right_code_too_and_ends_when_the_oldest_f
     locked = await api.client.post("/api/auth/guest", json={"eventSlug": "private-party", "accessCode": CODE})
     async with api.runtime.engine.begin() as conn:
         await conn.execute(
-            update(RateLimit)
-            .where(RateLimit.key == "access-code:203.0.113.7")
+            update(rate_limit_table)
+            .where(rate_limit_table.c.key == "access-code:203.0.113.7")
             .values(seconds=text("ARRAY[date_trunc('second', now() - interval '61 seconds')]"), counts=[60])
         )
     after = await _unlock(api.client, CODE)
@@ -223,7 +223,7 @@ async def test_a_venue_of_500_guests_behind_one_address_is_never_refused(api: Ap
 
     assert results == [(200, 200, 200)] * guests
     async with api.runtime.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(Like)) == guests
+        assert await conn.scalar(select(func.count()).select_from(like_table)) == guests
 
 
 async def test_answers_do_not_tell_protected_events_or_their_photos_from_unknown_ones(api: Api) -> None:

@@ -10,7 +10,7 @@ import pytest
 import socketio
 from sqlalchemy import func, select
 
-from core.models import Like, OutboxMessage
+from core.models import like_table, outbox_table
 from core.settings import Settings
 from tests.support.api import bearer
 from tests.support.sockets import WAIT_SECONDS, Client, LiveServer, clients, unique
@@ -184,12 +184,14 @@ async def test_likes_and_comments_sent_over_the_socket_go_through_the_services_a
     assert added["comment"] == comment
     assert invalid["error"]["code"] == "invalid_input"
     async with live.node.runtime.engine.connect() as conn:
-        likes = await conn.scalar(select(func.count()).select_from(Like).where(Like.photo_id == int(photo_id)))
+        likes = await conn.scalar(
+            select(func.count()).select_from(like_table).where(like_table.c.photo_id == int(photo_id))
+        )
         names = (
             await conn.execute(
-                select(OutboxMessage.event, OutboxMessage.published_at.is_not(None))
-                .where(OutboxMessage.channel == f"event:{slug}")
-                .order_by(OutboxMessage.seq)
+                select(outbox_table.c.event, outbox_table.c.published_at.is_not(None))
+                .where(outbox_table.c.channel == f"event:{slug}")
+                .order_by(outbox_table.c.seq)
             )
         ).all()
     assert likes == 0

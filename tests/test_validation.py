@@ -5,18 +5,18 @@ import unicodedata
 import pytest
 from sqlalchemy import func, select
 
-from core.models import Comment, Event, Like, OutboxMessage, Photo
+from core.models import comment_table, event_table, like_table, outbox_table, photo_table
 from core.realtime.memory import MemoryProvider
 from tests.support.api import Api, bearer
 
 
 async def _nothing_written(api: Api, provider: MemoryProvider, *, events: int = 1, photos: int = 2) -> None:
     async with api.runtime.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(Like)) == 0
-        assert await conn.scalar(select(func.count()).select_from(Comment)) == 0
-        assert await conn.scalar(select(func.count()).select_from(OutboxMessage)) == 0
-        assert await conn.scalar(select(func.count()).select_from(Event)) == events
-        assert await conn.scalar(select(func.count()).select_from(Photo)) == photos
+        assert await conn.scalar(select(func.count()).select_from(like_table)) == 0
+        assert await conn.scalar(select(func.count()).select_from(comment_table)) == 0
+        assert await conn.scalar(select(func.count()).select_from(outbox_table)) == 0
+        assert await conn.scalar(select(func.count()).select_from(event_table)) == events
+        assert await conn.scalar(select(func.count()).select_from(photo_table)) == photos
     assert provider.published == []
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.messages import CARRYING_COMMENT_TEXT, PendingMessage, StoredMessage
-from core.models import ChannelSequence, OutboxMessage
+from core.models import channel_sequence_table, outbox_table
 from core.outbox.store import OUTBOX_COLUMNS, row_to_message
 from core.realtime.channels import ADMIN_CHANNEL
 from core.realtime.wire import encode
@@ -15,15 +15,17 @@ from core.realtime.wire import encode
 async def messages_after(conn: AsyncConnection, channel: str, after: int, *, limit: int) -> list[StoredMessage]:
     result = await conn.execute(
         select(*OUTBOX_COLUMNS)
-        .where(OutboxMessage.channel == channel, OutboxMessage.seq > after)
-        .order_by(OutboxMessage.seq)
+        .where(outbox_table.c.channel == channel, outbox_table.c.seq > after)
+        .order_by(outbox_table.c.seq)
         .limit(limit)
     )
     return [row_to_message(row) for row in result]
 
 
 async def current_seq(conn: AsyncConnection, channel: str) -> int:
-    seq = await conn.scalar(select(ChannelSequence.last_seq).where(ChannelSequence.channel == channel))
+    seq = await conn.scalar(
+        select(channel_sequence_table.c.last_seq).where(channel_sequence_table.c.channel == channel)
+    )
     return int(seq or 0)
 
 

@@ -7,16 +7,16 @@ from typing import Any
 from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.models import OutboxMessage, ProviderHealth
+from core.models import outbox_table, provider_health_table
 
 
 async def retry_parked(conn: AsyncConnection) -> int:
     """Puts parked events back in the queue (after the cause, such as a wrong key, was fixed)."""
     result = await conn.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.parked_at.is_not(None), OutboxMessage.published_at.is_(None))
+        update(outbox_table)
+        .where(outbox_table.c.parked_at.is_not(None), outbox_table.c.published_at.is_(None))
         .values(parked_at=None, attempts=0, next_attempt_at=func.now())
-        .returning(OutboxMessage.id)
+        .returning(outbox_table.c.id)
     )
     return len(result.all())
 
@@ -25,14 +25,16 @@ async def stats(conn: AsyncConnection) -> dict[str, Any]:
     row = (
         await conn.execute(
             select(
-                func.count().filter(OutboxMessage.published_at.is_not(None)).label("published"),
+                func.count().filter(outbox_table.c.published_at.is_not(None)).label("published"),
                 func.count()
-                .filter(OutboxMessage.published_at.is_(None), OutboxMessage.parked_at.is_(None))
+                .filter(outbox_table.c.published_at.is_(None), outbox_table.c.parked_at.is_(None))
                 .label("pending"),
                 func.count()
-                .filter(OutboxMessage.parked_at.is_not(None), OutboxMessage.published_at.is_(None))
+                .filter(outbox_table.c.parked_at.is_not(None), outbox_table.c.published_at.is_(None))
                 .label("parked"),
-                func.min(OutboxMessage.created_at).filter(OutboxMessage.published_at.is_(None)).label("oldest_pending"),
+                func.min(outbox_table.c.created_at)
+                .filter(outbox_table.c.published_at.is_(None))
+                .label("oldest_pending"),
                 func.now().label("now"),
             )
         )
@@ -71,7 +73,7 @@ def _provider_status(row: Any) -> dict[str, Any]:
 
 async def provider_status(conn: AsyncConnection, provider: str) -> dict[str, Any]:
     """The database's liveness and the provider's health in one primary-key lookup (the outer row always exists)."""
-    health = ProviderHealth.__table__
+    health = provider_health_table
     alive = select(literal(1).label("alive")).subquery()
     row = (await conn.execute(select(health).select_from(alive.outerjoin(health, health.c.provider == provider)))).one()
     return _provider_status(row)
@@ -79,5 +81,5 @@ async def provider_status(conn: AsyncConnection, provider: str) -> dict[str, Any
 
 async def providers(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
     """Every provider's health (one row per provider ever configured that failed once): for ``/api/metrics``."""
-    rows = await conn.execute(select(ProviderHealth.__table__).order_by(ProviderHealth.provider))
+    rows = await conn.execute(select(provider_health_table).order_by(provider_health_table.c.provider))
     return {row.provider: _provider_status(row) for row in rows}

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import returning
 from core.messages import PendingMessage, StoredMessage
-from core.models import OutboxMessage
+from core.models import outbox_table
 from core.realtime.wire import encode
 
 # Pending and due for its channel's publisher: not published, not parked, not waiting out a rejection's backoff.
@@ -105,13 +105,13 @@ _INSERT_MESSAGES = returning(
 )
 
 OUTBOX_COLUMNS = (
-    OutboxMessage.id,
-    OutboxMessage.channel,
-    OutboxMessage.seq,
-    OutboxMessage.event,
-    OutboxMessage.payload,
-    OutboxMessage.created_at,
-    OutboxMessage.attempts,
+    outbox_table.c.id,
+    outbox_table.c.channel,
+    outbox_table.c.seq,
+    outbox_table.c.event,
+    outbox_table.c.payload,
+    outbox_table.c.created_at,
+    outbox_table.c.attempts,
 )
 
 

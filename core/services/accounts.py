@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.auth import Principal, dummy_secret_hash, hash_secret_off_loop, verify_secret_off_loop
 from core.errors import InvalidInputError, UnauthorizedError
-from core.models import Admin
+from core.models import admin_table
 
 MIN_PASSWORD_LENGTH = 12
 MIN_PASSWORD_DISTINCT_CHARACTERS = 6
@@ -53,20 +53,20 @@ async def upsert_admin(conn: AsyncConnection, *, email: str, password: str) -> i
     problem = password_problem(password, email=address)
     if problem:
         raise InvalidInputError("weak_password", problem)
-    statement = pg_insert(Admin).values(email=address, password_hash=await hash_secret_off_loop(password))
+    statement = pg_insert(admin_table).values(email=address, password_hash=await hash_secret_off_loop(password))
     statement = statement.on_conflict_do_update(
-        index_elements=[Admin.email],
-        set_={"password_hash": statement.excluded.password_hash, "token_version": Admin.token_version + 1},
+        index_elements=[admin_table.c.email],
+        set_={"password_hash": statement.excluded.password_hash, "token_version": admin_table.c.token_version + 1},
     )
-    return int(await conn.scalar(statement.returning(Admin.id)) or 0)
+    return int(await conn.scalar(statement.returning(admin_table.c.id)) or 0)
 
 
 async def authenticate(conn: AsyncConnection, *, email: str, password: str) -> Principal:
     row = (
         await conn.execute(
-            select(Admin.id, Admin.email, Admin.password_hash, Admin.token_version).where(
-                Admin.email == email.strip().lower()
-            )
+            select(
+                admin_table.c.id, admin_table.c.email, admin_table.c.password_hash, admin_table.c.token_version
+            ).where(admin_table.c.email == email.strip().lower())
         )
     ).one_or_none()
     # Verify even when the account does not exist, so timing does not tell which emails are admins.
@@ -76,13 +76,13 @@ async def authenticate(conn: AsyncConnection, *, email: str, password: str) -> P
     return Principal(role="ADMIN", subject=f"admin-{row.id}", email=row.email, token_version=row.token_version)
 
 
-_TOKEN_VERSION = select(Admin.token_version)
+_TOKEN_VERSION = select(admin_table.c.token_version)
 
 
 async def check_admin_token(conn: AsyncConnection, principal: Principal) -> None:
     """Refuses an admin token issued before the admin's password last changed, or for an admin that is gone: one
     primary-key lookup per admin request (guests' requests make none)."""
     admin_id = principal.subject.removeprefix("admin-")
-    current = await conn.scalar(_TOKEN_VERSION.where(Admin.id == int(admin_id))) if admin_id.isdigit() else None
+    current = await conn.scalar(_TOKEN_VERSION.where(admin_table.c.id == int(admin_id))) if admin_id.isdigit() else None
     if current is None or current != principal.token_version:
         raise UnauthorizedError("token_revoked", "This admin token is no longer valid; log in again")

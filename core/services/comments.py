@@ -14,7 +14,7 @@ from core.access import CAN_SEE_EVENT_SQL, photo_not_found, visibility_params, v
 from core.auth import Principal
 from core.db import returning
 from core.errors import NotFoundError
-from core.models import Comment, Event, Photo
+from core.models import Comment, comment_table, event_table, photo_table
 from core.outbox import event_log, store
 from core.realtime.channels import EVENT_PREFIX
 from core.realtime.wire import encode
@@ -170,7 +170,13 @@ async def add_comment(
     )
 
 
-_COLUMNS = (Comment.id, Comment.photo_id, Comment.author_name, Comment.content, Comment.created_at)
+_COLUMNS = (
+    comment_table.c.id,
+    comment_table.c.photo_id,
+    comment_table.c.author_name,
+    comment_table.c.content,
+    comment_table.c.created_at,
+)
 
 
 async def visible_comments(
@@ -178,10 +184,10 @@ async def visible_comments(
 ) -> list[Comment]:
     """Newest first, ``limit`` at a time; ``before_id`` pages back."""
     await visible_photo(conn, principal, photo_id)
-    query = select(*_COLUMNS).where(Comment.photo_id == photo_id, Comment.status == "visible")
+    query = select(*_COLUMNS).where(comment_table.c.photo_id == photo_id, comment_table.c.status == "visible")
     if before_id is not None:
-        query = query.where(Comment.id < before_id)
-    rows = await conn.execute(query.order_by(Comment.id.desc()).limit(limit))
+        query = query.where(comment_table.c.id < before_id)
+    rows = await conn.execute(query.order_by(comment_table.c.id.desc()).limit(limit))
     return [_comment_from_row(row) for row in rows]
 
 
@@ -190,28 +196,28 @@ async def moderation_queue(
 ) -> list[tuple[Comment, str, str]]:
     """Comments for admins, newest first, with their status and event slug."""
     query = (
-        select(*_COLUMNS, Comment.status, Event.slug)
-        .join(Photo, Photo.id == Comment.photo_id)
-        .join(Event, Event.id == Photo.event_id)
+        select(*_COLUMNS, comment_table.c.status, event_table.c.slug)
+        .join(photo_table, photo_table.c.id == comment_table.c.photo_id)
+        .join(event_table, event_table.c.id == photo_table.c.event_id)
     )
     if status:
-        query = query.where(Comment.status == status)
+        query = query.where(comment_table.c.status == status)
     if event_slug:
-        query = query.where(Event.slug == event_slug)
+        query = query.where(event_table.c.slug == event_slug)
     if before_id is not None:
-        query = query.where(Comment.id < before_id)
-    rows = await conn.execute(query.order_by(Comment.id.desc()).limit(limit))
+        query = query.where(comment_table.c.id < before_id)
+    rows = await conn.execute(query.order_by(comment_table.c.id.desc()).limit(limit))
     return [(_comment_from_row(row), row.status, row.slug) for row in rows]
 
 
 async def _locate(conn: AsyncConnection, comment_id: int) -> Any:
     row = (
         await conn.execute(
-            select(*_COLUMNS, Comment.status, Event.slug)
-            .join(Photo, Photo.id == Comment.photo_id)
-            .join(Event, Event.id == Photo.event_id)
-            .where(Comment.id == comment_id)
-            .with_for_update(of=Comment)
+            select(*_COLUMNS, comment_table.c.status, event_table.c.slug)
+            .join(photo_table, photo_table.c.id == comment_table.c.photo_id)
+            .join(event_table, event_table.c.id == photo_table.c.event_id)
+            .where(comment_table.c.id == comment_id)
+            .with_for_update(of=comment_table)
         )
     ).one_or_none()
     if row is None:
@@ -227,7 +233,7 @@ async def set_status(
     comment = _comment_from_row(row)
     if row.status == status:
         return comment, status, row.slug
-    await uow.conn.execute(update(Comment).where(Comment.id == comment_id).values(status=status))
+    await uow.conn.execute(update(comment_table).where(comment_table.c.id == comment_id).values(status=status))
     if status == "hidden":
         await _forget_text(uow, row)
         event = messages.comment_removed(
@@ -247,7 +253,7 @@ async def _forget_text(uow: UnitOfWork, row: Any) -> None:
 
 async def delete_comment(uow: UnitOfWork, *, comment_id: int, mutation_id: str | None) -> None:
     row = await _locate(uow.conn, comment_id)
-    await uow.conn.execute(delete(Comment).where(Comment.id == comment_id))
+    await uow.conn.execute(delete(comment_table).where(comment_table.c.id == comment_id))
     await _forget_text(uow, row)
     if row.status == "visible":
         await uow.emit(
@@ -256,5 +262,5 @@ async def delete_comment(uow: UnitOfWork, *, comment_id: int, mutation_id: str |
 
 
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(select(Comment.status, func.count()).group_by(Comment.status))
+    rows = await conn.execute(select(comment_table.c.status, func.count()).group_by(comment_table.c.status))
     return {status: int(n) for status, n in rows}

@@ -7,25 +7,25 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from core.models import ChannelSequence, OutboxMessage, ProviderHealth
+from core.models import channel_sequence_table, outbox_table, provider_health_table
 from core.runtime import Runtime
 
 
 async def outbox_rows(runtime: Runtime) -> list[Any]:
     """Every outbox row, with all its columns, oldest first."""
     async with runtime.engine.connect() as conn:
-        return list((await conn.execute(select(OutboxMessage.__table__).order_by(OutboxMessage.id))).all())
+        return list((await conn.execute(select(outbox_table).order_by(outbox_table.c.id))).all())
 
 
 async def make_due(runtime: Runtime) -> None:
     """What the passing of a lease or a backoff would do: the relay may take every pending row now, and a failing
     provider's next probe is due."""
     async with runtime.engine.begin() as conn:
-        await conn.execute(update(OutboxMessage).values(next_attempt_at=OutboxMessage.created_at))
+        await conn.execute(update(outbox_table).values(next_attempt_at=outbox_table.c.created_at))
         await conn.execute(
-            update(ProviderHealth)
-            .where(ProviderHealth.next_probe_at.is_not(None))
-            .values(next_probe_at=ProviderHealth.last_failure_at)
+            update(provider_health_table)
+            .where(provider_health_table.c.next_probe_at.is_not(None))
+            .values(next_probe_at=provider_health_table.c.last_failure_at)
         )
 
 
@@ -33,7 +33,7 @@ async def hold_channel_lease(runtime: Runtime, channel: str, publisher: str, *, 
     """Another publisher holds ``channel``'s publish lease for ``seconds`` more (negative: its lease ran out)."""
     async with runtime.engine.begin() as conn:
         await conn.execute(
-            update(ChannelSequence)
-            .where(ChannelSequence.channel == channel)
+            update(channel_sequence_table)
+            .where(channel_sequence_table.c.channel == channel)
             .values(publisher=publisher, publisher_until=func.now() + timedelta(seconds=seconds))
         )

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from core import metrics, use_cases
 from core.api.deps import CurrentAdmin, IdempotencyKey, MutationId, RuntimeDep
-from core.models import Event, Like, Photo
+from core.models import event_table, like_table, photo_table
 from core.outbox import operations
 from core.realtime.channels import SLUG_PATTERN
 from core.schemas import (
@@ -82,9 +82,9 @@ async def get_metrics(runtime: RuntimeDep, _admin: CurrentAdmin) -> dict[str, ob
         totals = (
             await conn.execute(
                 select(
-                    select(func.count()).select_from(Event).scalar_subquery().label("events"),
-                    select(func.count()).select_from(Photo).scalar_subquery().label("photos"),
-                    select(func.count()).select_from(Like).scalar_subquery().label("likes"),
+                    select(func.count()).select_from(event_table).scalar_subquery().label("events"),
+                    select(func.count()).select_from(photo_table).scalar_subquery().label("photos"),
+                    select(func.count()).select_from(like_table).scalar_subquery().label("likes"),
                 )
             )
         ).one()
