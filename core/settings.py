@@ -32,8 +32,8 @@ class SettingsError(ValueError):
 
 class Settings(BaseModel):
     """Each setting is read from the environment variable of its name, in any case; values given to the
-    constructor win. A plain pydantic model: pydantic-settings, for what it adds here, was a fiftieth of a cold start
-    (bench/coldstart.py)."""
+    constructor, named in any case too, win. A plain pydantic model: pydantic-settings, for what it adds here, was
+    a fiftieth of a cold start (bench/coldstart.py)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -128,7 +128,8 @@ class Settings(BaseModel):
         if not isinstance(given, dict):
             return given
         names = cls.model_fields
-        values = {name.lower(): value for name, value in os.environ.items() if name.lower() in names} | given
+        environment = {name.lower(): value for name, value in os.environ.items() if name.lower() in names}
+        values = environment | {name.lower(): value for name, value in given.items()}
         if values.get("app_env") == "":
             raise ValueError("APP_ENV is empty: set it to production, development or test")
         return {name: value for name, value in values.items() if value != ""}

@@ -124,3 +124,15 @@ def test_a_malformed_variable_is_refused_by_its_name(monkeypatch: pytest.MonkeyP
 
     with pytest.raises(SettingsError, match="DB_POOL_SIZE"):
         load_settings()
+
+
+def test_a_setting_given_directly_is_read_in_any_case_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", STRONG)
+
+    with pytest.raises(SettingsError, match="JWT_SECRET must be set"):
+        load_settings(
+            APP_ENV="production", JWT_SECRET=None, database_url="postgresql://db/app", realtime_provider="ably"
+        )
+    with pytest.raises(SettingsError, match="JWT_SECRET is too weak"):
+        load_settings(JWT_SECRET="short")
+    assert load_settings(Db_Pool_Size=5).db_pool_size == 5
