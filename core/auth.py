@@ -10,10 +10,14 @@ import hmac
 import logging
 import secrets
 import sys
+import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any, Literal
 
 from core.errors import UnauthorizedError
@@ -45,22 +49,47 @@ class Principal:
         return self.role == "ADMIN"
 
 
+class _CryptographyHiddenFromPyJWT:
+    """A finder at the head of ``sys.meta_path`` that fails an import of ``cryptography`` (or a module of it not
+    imported yet) as if it were not installed, in the one thread loading PyJWT and only while it does; every other
+    import, and every other thread, it leaves to the finders after it."""
+
+    def __init__(self) -> None:
+        self._loading = threading.local()
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if getattr(self._loading, "pyjwt", False) and fullname.partition(".")[0] == "cryptography":
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+    def load_pyjwt(self) -> None:
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+        self._loading.pyjwt = True
+        try:
+            import jwt  # noqa: F401
+        except ImportError:
+            pass  # a PyJWT that cannot do without it: the caller's own import loads both
+        finally:
+            self._loading.pyjwt = False
+
+
+_pyjwt_loader = _CryptographyHiddenFromPyJWT()
+_pyjwt_loading = threading.Lock()
+
+
 def load_pyjwt() -> None:
     """Loads PyJWT, on first use: /api/health does not need it. Loaded without the ``cryptography`` package unless
-    something has loaded that already. Our tokens are HS256 only (the standard library's HMAC); PyJWT imports
-    ``cryptography`` for RSA and EC keys, which no token is ever accepted with, and that import was a fifth of the
-    like function's cold start (bench/coldstart.py). ``cryptography`` is installed only because Pusher's SDK
-    requires pyOpenSSL, and stays importable for anything that needs it: a name bound to None in ``sys.modules``
-    fails to import as if it were not installed (which PyJWT handles) only while PyJWT loads."""
-    if "jwt" in sys.modules or "cryptography" in sys.modules:
+    something has loaded that already: our tokens are HS256 only (the standard library's HMAC), and PyJWT imports
+    ``cryptography`` for its RSA and EC keys, which no token is ever accepted with. That import was half of the like
+    function's first request (21 ms, bench/coldstart.py). ``cryptography`` is installed only because Pusher's SDK
+    requires pyOpenSSL; anything else that imports it, in any thread, gets it."""
+    if "jwt" in sys.modules:
         return
-    sys.modules["cryptography"] = None  # type: ignore[assignment]
-    try:
-        import jwt  # noqa: F401
-    except ImportError:
-        pass  # a PyJWT that cannot do without it: the caller's own import loads both
-    finally:
-        del sys.modules["cryptography"]
+    with _pyjwt_loading:
+        _pyjwt_loader.load_pyjwt()
 
 
 def new_guest_session_id() -> str:

@@ -59,9 +59,7 @@ def test_a_function_loads_pyjwt_only_when_a_token_is_first_handled(module: str) 
 
 
 def test_pyjwt_handles_our_tokens_without_loading_cryptography() -> None:
-    """Our tokens are HS256, the standard library's HMAC. PyJWT's RSA and EC keys load ``cryptography`` (installed
-    only because Pusher's SDK requires pyOpenSSL): that was a fifth of the like function's cold start, spent on
-    algorithms a token is never accepted with. Afterwards, anything that needs ``cryptography`` still loads it."""
+    """``core.auth.load_pyjwt`` says why; afterwards, anything that needs ``cryptography`` still loads it."""
     code = (
         "import json, sys\n"
         "from core.auth import Principal, issue_token, verify_token\n"
@@ -76,6 +74,48 @@ def test_pyjwt_handles_our_tokens_without_loading_cryptography() -> None:
     after = _in_a_new_process(code, {**ENV, "PATH": "/usr/bin"})
 
     assert after == {"subject": "guest-1", "loaded_for_tokens": False}
+
+
+def test_another_thread_importing_cryptography_while_pyjwt_loads_gets_it() -> None:
+    """PyJWT goes without ``cryptography`` only in the thread that loads it: a thread that imports ``cryptography``
+    meanwhile (here, exactly while PyJWT's algorithms module runs) gets it, and it stays loaded."""
+    code = (
+        "import importlib.machinery, json, sys, threading\n"
+        "from core.auth import load_pyjwt\n"
+        "outcome = {}\n"
+        "def other_thread():\n"
+        "    try:\n"
+        "        import cryptography.x509\n"
+        "        outcome['other_thread'] = 'imported'\n"
+        "    except ImportError as exc:\n"
+        "        outcome['other_thread'] = repr(exc)\n"
+        "class RunningOtherThreadFirst:\n"
+        "    def __init__(self, loader):\n"
+        "        self.loader = loader\n"
+        "    def create_module(self, spec):\n"
+        "        return self.loader.create_module(spec)\n"
+        "    def exec_module(self, module):\n"
+        "        thread = threading.Thread(target=other_thread)\n"
+        "        thread.start()\n"
+        "        thread.join(30)\n"
+        "        self.loader.exec_module(module)\n"
+        "class WhilePyJWTLoadsItsAlgorithms:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name != 'jwt.algorithms':\n"
+        "            return None\n"
+        "        spec = importlib.machinery.PathFinder.find_spec(name, path)\n"
+        "        spec.loader = RunningOtherThreadFirst(spec.loader)\n"
+        "        return spec\n"
+        "sys.meta_path.insert(0, WhilePyJWTLoadsItsAlgorithms())\n"
+        "load_pyjwt()\n"
+        "import jwt\n"
+        "outcome['cryptography'] = type(sys.modules.get('cryptography')).__name__\n"
+        "outcome['pyjwt'] = jwt.__name__\n"
+        "print(json.dumps(outcome))"
+    )
+    after = _in_a_new_process(code, {**ENV, "PATH": "/usr/bin"})
+
+    assert after == {"other_thread": "imported", "cryptography": "module", "pyjwt": "jwt"}
 
 
 @pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
