@@ -1,5 +1,6 @@
 """Database tables (SQLAlchemy Core), and the comment as the code passes it around. The schema itself is made only
-by the Alembic migrations in infra/migrations; tests/test_migrations.py checks that these tables match it.
+by the Alembic migrations in infra/migrations; tests/test_migrations.py checks these tables' columns (types,
+nullability, server defaults), foreign keys, indexes and unique constraints against it.
 
 Tables, not ORM classes: nothing here loads rows into mapped objects, and declaring them as classes was a
 thirtieth of a function's cold start (bench/coldstart.py)."""

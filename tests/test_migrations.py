@@ -18,7 +18,12 @@ def _differences(url: str) -> list[object]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata))
+            return list(
+                compare_metadata(
+                    MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True}),
+                    metadata,
+                )
+            )
     finally:
         engine.dispose()
 
