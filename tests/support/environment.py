@@ -17,8 +17,8 @@ TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123"
 def clear_settings_variables() -> None:
     """Removes every variable ``Settings`` reads, so that neither the app under test nor the subprocesses the tests
     start (CLI, Socket.IO nodes) see the developer's values."""
-    for name in Settings.model_fields:
-        os.environ.pop(name.upper(), None)
+    for name in [name for name in os.environ if name.lower() in Settings.model_fields]:  # read in any case
+        del os.environ[name]
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
