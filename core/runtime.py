@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.auth import load_pyjwt
 from core.db import create_engine
 from core.realtime.base import RealtimeProvider
 from core.realtime.factory import create_provider
@@ -84,6 +83,8 @@ def renew_on_snapstart_restore(runtime: Runtime) -> None:
     A SnapStart INIT (``AWS_LAMBDA_INITIALIZATION_TYPE``) also loads what the first request would otherwise load on
     first use (PyJWT): it is paid once, when a version is published, and restored with the snapshot."""
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        from core.auth import load_pyjwt  # here: the relay, which handles no token, does not load core.auth
+
         load_pyjwt()
 
     try:
