@@ -57,8 +57,8 @@ async def test_each_statement_declaring_its_columns_declares_what_it_answers_in_
     api: Api, runtime: Runtime
 ) -> None:
     """``core.db.returning``: SQLAlchemy maps the declared columns onto the answer by position, so a list out of
-    step with its SQL would misname columns or lose the cached mapping. Checked on every run of each such statement
-    the like, the unlike, a comment with and without a key, and a moderation's outbox insert make."""
+    step with its SQL would misname columns or lose the cached mapping. Checked on every run of each such
+    statement: the like, the unlike, a comment with and without a key, and a moderation's outbox insert make."""
     answered: dict[object, list[tuple[list[str], list[str]]]] = {}
 
     def compare(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
