@@ -1,5 +1,5 @@
 """What a cold start imports: the realtime SDKs load only where their provider is chosen; PyJWT only when a token is
-first issued or verified, and then without the ``cryptography`` package."""
+first issued or verified, and then without the ``cryptography`` package; SQLAlchemy's ORM not at all."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from core.gc_tuning import GC_THRESHOLDS
+from tests.support.api import Api, bearer
+from tests.support.lambda_events import http_event
 
 REPO = Path(__file__).parent.parent
 HEAVY = ["ably", "pusher", "socketio", "engineio", "redis", "pgserver", "uvicorn"]
@@ -116,6 +118,109 @@ def test_another_thread_importing_cryptography_while_pyjwt_loads_gets_it() -> No
     after = _in_a_new_process(code, {**ENV, "PATH": "/usr/bin"})
 
     assert after == {"other_thread": "imported", "cryptography": "module", "pyjwt": "jwt"}
+
+
+@pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
+async def test_a_function_answers_a_like_without_loading_sqlalchemys_orm(api: Api, module: str) -> None:
+    """``core.deferred_orm`` says why: nothing here uses the ORM, and importing it is a tenth of a cold start."""
+    photo_id, _ = await api.event("wedding")
+    like = http_event("2.0", "POST", f"/api/photos/{photo_id}/like", headers=bearer(await api.guest()))
+    settings = api.runtime.settings
+    env = {
+        "PATH": "/usr/bin",
+        "DATABASE_URL": settings.require_database_url(),
+        "JWT_SECRET": settings.require_jwt_secret(),
+        "REALTIME_PROVIDER": "memory",
+    }
+    code = (
+        "import json, sys\n"
+        f"from {module} import handler\n"
+        "class Context:\n"
+        "    function_name, memory_limit_in_mb, aws_request_id = 'test', 512, 'test'\n"
+        "    def get_remaining_time_in_millis(self): return 30000\n"
+        f"answer = handler(json.loads({json.dumps(like)!r}), Context())\n"
+        "print(json.dumps({'status': answer['statusCode'], 'body': json.loads(answer['body']),"
+        " 'orm': sorted(name for name in sys.modules if name.startswith('sqlalchemy.orm'))}))"
+    )
+    after = _in_a_new_process(code, env)
+
+    assert after["status"] == 200, after["body"]
+    assert after["body"]["likeCount"] == 1
+    assert after["orm"] == []
+
+
+def test_what_asks_for_sqlalchemys_async_session_gets_it(database_url: str) -> None:
+    """The ORM half of ``sqlalchemy.ext.asyncio`` loads on first use, the real classes, and works."""
+    code = (
+        "import asyncio, json, sys\n"
+        "import core\n"
+        "import sqlalchemy.ext.asyncio as package\n"
+        "from sqlalchemy import text\n"
+        "from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine\n"
+        "before = 'sqlalchemy.orm' in sys.modules\n"
+        "from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker\n"
+        "from sqlalchemy.ext.asyncio.session import AsyncSession as Real\n"
+        f"engine = create_async_engine({database_url!r})\n"
+        "async def one() -> int:\n"
+        "    async with async_sessionmaker(engine)() as session:\n"
+        "        value = await session.scalar(text('SELECT 1'))\n"
+        "    await engine.dispose()\n"
+        "    return value\n"
+        "print(json.dumps({'before': before, 'real': AsyncSession is Real, 'engine': isinstance(engine, AsyncEngine),"
+        " 'scoped': package.async_scoped_session.__name__, 'missing': hasattr(package, 'no_such_name'),"
+        " 'selected': asyncio.run(one())}))"
+    )
+    after = _in_a_new_process(code, {"PATH": "/usr/bin"})
+
+    assert after == {
+        "before": False,
+        "real": True,
+        "engine": True,
+        "scoped": "async_scoped_session",
+        "missing": False,
+        "selected": 1,
+    }
+
+
+def test_another_thread_asking_for_async_session_while_it_loads_waits_and_gets_it() -> None:
+    """A thread that reads ``AsyncSession`` while another runs the package's deferred half (paused here, exactly
+    then) waits for it instead of finding the name missing."""
+    code = (
+        "import importlib.machinery, json, sys, threading\n"
+        "import core\n"
+        "import sqlalchemy.ext.asyncio as package\n"
+        "outcome = {}\n"
+        "def other_thread():\n"
+        "    try:\n"
+        "        outcome['other_thread'] = package.AsyncSession.__name__\n"
+        "    except AttributeError as exc:\n"
+        "        outcome['other_thread'] = repr(exc)\n"
+        "thread = threading.Thread(target=other_thread)\n"
+        "class StartingTheOtherThreadFirst:\n"
+        "    def __init__(self, loader):\n"
+        "        self.loader = loader\n"
+        "    def create_module(self, spec):\n"
+        "        return self.loader.create_module(spec)\n"
+        "    def exec_module(self, module):\n"
+        "        thread.start()\n"
+        "        thread.join(0.5)\n"
+        "        outcome['waited'] = thread.is_alive()\n"
+        "        self.loader.exec_module(module)\n"
+        "class WhileTheSessionModuleLoads:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name != 'sqlalchemy.ext.asyncio.scoping':\n"
+        "            return None\n"
+        "        spec = importlib.machinery.PathFinder.find_spec(name, path)\n"
+        "        spec.loader = StartingTheOtherThreadFirst(spec.loader)\n"
+        "        return spec\n"
+        "sys.meta_path.insert(0, WhileTheSessionModuleLoads())\n"
+        "outcome['this_thread'] = package.AsyncSession.__name__\n"
+        "thread.join(30)\n"
+        "print(json.dumps(outcome))"
+    )
+    after = _in_a_new_process(code, {"PATH": "/usr/bin"})
+
+    assert after == {"waited": True, "this_thread": "AsyncSession", "other_thread": "AsyncSession"}
 
 
 @pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
