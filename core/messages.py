@@ -14,7 +14,8 @@ from core.models import Comment
 from core.realtime.base import RealtimeMessage
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, SLUG_MAX_LENGTH, event_channel
 from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encode, encoded_size
-from core.schemas import MUTATION_ID_MAX_LENGTH, CommentOut
+from core.schemas.base import MUTATION_ID_MAX_LENGTH
+from core.schemas.comments import CommentOut
 
 # id (bigint as a string), seq and timestamp are added at publish time; reserve room for their largest values.
 _ENVELOPE_RESERVE = len(json.dumps({"id": "9" * 19, "seq": 9 * 10**18, "timestamp": 10**13}))

@@ -207,7 +207,7 @@ provider_health_table = Table(
 
 @dataclass(frozen=True, slots=True)
 class Comment:
-    """A comment as the API answers it and its messages carry it (``core.schemas.CommentOut``)."""
+    """A comment as the API answers it and its messages carry it (``core.schemas.comments.CommentOut``)."""
 
     id: int
     photo_id: int

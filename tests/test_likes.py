@@ -6,12 +6,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from core import use_cases
 from core.auth import verify_token
 from core.errors import InvalidInputError
 from core.models import like_table, outbox_table, photo_table
 from core.realtime.memory import MemoryProvider
-from core.schemas import MUTATION_ID_MAX_LENGTH
+from core.schemas.base import MUTATION_ID_MAX_LENGTH
+from core.use_cases.likes import set_like
 from tests.support.api import Api, bearer
 from tests.support.groups import unpacked
 
@@ -106,8 +106,6 @@ async def test_a_like_with_the_longest_mutation_id_is_published_and_a_longer_one
 
     principal = verify_token(guest, api.runtime.settings)
     with pytest.raises(InvalidInputError):
-        await use_cases.set_like(
-            api.runtime, principal, photo_id=int(other_photo_id), liked=True, mutation_id=longest + "m"
-        )
+        await set_like(api.runtime, principal, photo_id=int(other_photo_id), liked=True, mutation_id=longest + "m")
     async with api.runtime.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(like_table)) == 1

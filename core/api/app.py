@@ -23,7 +23,7 @@ from core.errors import AppError, RateLimitedError, as_app_error
 from core.gc_tuning import tune_garbage_collection
 from core.logs import configure_logging
 from core.runtime import Runtime, build_runtime
-from core.schemas import ErrorResponse
+from core.schemas.base import ErrorResponse
 from core.settings import get_settings
 
 log = logging.getLogger("hafi.api")

@@ -17,7 +17,7 @@ from core.api.client_address import client_address
 from core.auth import Principal, verify_token
 from core.errors import ForbiddenError, InvalidInputError, UnauthorizedError
 from core.runtime import Runtime
-from core.schemas import MUTATION_ID_PATTERN
+from core.schemas.base import MUTATION_ID_PATTERN
 from core.services.accounts import check_admin_token
 from core.unit_of_work import read_only
 

@@ -127,9 +127,10 @@ async def add_comment(
     mutation_id: str | None,
     key: idempotency.Key | None,
 ) -> Comment | idempotency.EarlierAnswer:
-    """Adds a comment whose author name and text were already checked (``core.schemas``), in one statement (a
-    ``single_statement`` action). With ``key``, a repeat answers what the first stored (``EarlierAnswer``) and
-    changes nothing; two copies racing each other raise ``idempotency.RepeatedRequestError`` in the second.
+    """Adds a comment whose author name and text were already checked (``core.schemas.comments``), in one
+    statement (a ``single_statement`` action). With ``key``, a repeat answers what the first stored
+    (``EarlierAnswer``) and changes nothing; two copies racing each other raise
+    ``idempotency.RepeatedRequestError`` in the second.
 
     Only a comment with a key is run again when its connection is lost (``UnitOfWork.execute_action``): without
     one, a repeat of a run that committed would store it twice, so the loss fails the request (503) and the client

@@ -47,20 +47,23 @@ from pydantic.alias_generators import to_camel
 from socketio.exceptions import ConnectionRefusedError as RefusedError
 from starlette.requests import HTTPConnection
 
-from core import access, metrics, use_cases
+from core import access, metrics
 from core.access import EventRef
 from core.api.client_address import client_address
 from core.auth import Principal, ensure_unexpired, token_expired, verify_token_until
 from core.errors import ForbiddenError, InvalidInputError, RateLimitedError, UnauthorizedError, as_app_error
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, event_channel, is_valid_slug
 from core.runtime import Runtime
-from core.schemas import CommentIn, MutationIdField, PhotoId
+from core.schemas.base import MutationIdField, PhotoId
+from core.schemas.comments import CommentIn
 from core.services.accounts import check_admin_token
 from core.socketio_server.expiry import Expiries
 from core.socketio_server.guard import close_session
 from core.socketio_server.joins import MAX_EVENT_ROOMS, Lookups, SocketBudget, access_key
 from core.socketio_server.presence import Presence
 from core.unit_of_work import read_only
+from core.use_cases.comments import add_comment
+from core.use_cases.likes import set_like
 
 log = logging.getLogger("hafi.socketio")
 
@@ -412,7 +415,7 @@ class ClientEvents:
     async def _like(self, sid: str, data: Any) -> Answer:
         principal = await self._caller(sid)
         request = _parse(LikeRequest, data)
-        answer = await use_cases.set_like(
+        answer = await set_like(
             self._runtime,
             principal,
             photo_id=request.photo_id,
@@ -425,7 +428,7 @@ class ClientEvents:
     async def _comment(self, sid: str, data: Any) -> Answer:
         principal = await self._caller(sid)
         request = _parse(CommentRequest, data)
-        answer = await use_cases.add_comment(
+        answer = await add_comment(
             self._runtime,
             principal,
             photo_id=request.photo_id,

@@ -5,22 +5,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import func, select
 
-from core import metrics, use_cases
+from core import metrics
 from core.api.deps import CurrentAdmin, IdempotencyKey, MutationId, RuntimeDep
 from core.models import event_table, like_table, photo_table
 from core.outbox import operations
 from core.realtime.channels import SLUG_PATTERN
-from core.schemas import (
-    CommentStatusIn,
-    EventCreatedOut,
-    EventCreateIn,
-    ModeratedCommentOut,
-    ModerationQueueOut,
-    PhotosIn,
-    PhotosOut,
-)
+from core.schemas.comments import CommentStatusIn, ModeratedCommentOut, ModerationQueueOut
+from core.schemas.galleries import EventCreatedOut, EventCreateIn, PhotosIn, PhotosOut
 from core.services import comments
 from core.unit_of_work import read_only
+from core.use_cases import comments as comment_use_cases
+from core.use_cases import galleries as gallery_use_cases
 
 router = APIRouter(prefix="/api", tags=["admin"])
 
@@ -51,27 +46,31 @@ async def set_comment_status(
     comment_id: CommentId, body: CommentStatusIn, runtime: RuntimeDep, admin: CurrentAdmin, mutation: MutationId
 ) -> ModeratedCommentOut:
     """Hiding publishes ``comment:removed`` to the event's guests; showing again publishes ``comment:added``."""
-    return await use_cases.set_comment_status(runtime, admin, comment_id=comment_id, change=body, mutation_id=mutation)
+    return await comment_use_cases.set_comment_status(
+        runtime, admin, comment_id=comment_id, change=body, mutation_id=mutation
+    )
 
 
 @router.delete("/admin/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_comment(
     comment_id: CommentId, runtime: RuntimeDep, admin: CurrentAdmin, mutation: MutationId, key: IdempotencyKey
 ) -> Response:
-    await use_cases.delete_comment(runtime, admin, comment_id=comment_id, mutation_id=mutation, idempotency_key=key)
+    await comment_use_cases.delete_comment(
+        runtime, admin, comment_id=comment_id, mutation_id=mutation, idempotency_key=key
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/admin/events", status_code=status.HTTP_201_CREATED)
 async def create_event(body: EventCreateIn, runtime: RuntimeDep, admin: CurrentAdmin) -> EventCreatedOut:
-    return await use_cases.create_event(runtime, admin, event=body)
+    return await gallery_use_cases.create_event(runtime, admin, event=body)
 
 
 @router.post("/admin/events/{slug}/photos", status_code=status.HTTP_201_CREATED)
 async def add_photos(
     slug: Annotated[str, Path(pattern=SLUG_PATTERN)], body: PhotosIn, runtime: RuntimeDep, admin: CurrentAdmin
 ) -> PhotosOut:
-    return await use_cases.add_photos(runtime, admin, slug=slug, body=body)
+    return await gallery_use_cases.add_photos(runtime, admin, slug=slug, body=body)
 
 
 @router.get("/metrics")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body
 from core import ratelimit
 from core.api.deps import CallerAddress, MaybePrincipal, RuntimeDep
 from core.auth import Principal, issue_token, new_guest_session_id
-from core.schemas import AdminLoginIn, GuestAuthIn, TokenOut
+from core.schemas.auth import AdminLoginIn, GuestAuthIn, TokenOut
 from core.services import accounts, galleries
 from core.unit_of_work import read_only
 

@@ -9,7 +9,7 @@ from core.api.deps import CurrentAdmin, CurrentPrincipal, MaybePrincipal, Runtim
 from core.messages import message_data
 from core.outbox import event_log
 from core.realtime.channels import ADMIN_CHANNEL, SLUG_MAX_LENGTH, SLUG_PATTERN, event_channel
-from core.schemas import EventOut, PhotoOut, UpdateOut, UpdatesOut
+from core.schemas.galleries import EventOut, PhotoOut, UpdateOut, UpdatesOut
 from core.services import galleries
 from core.unit_of_work import read_only
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from core import use_cases
 from core.api.deps import ACTING_CALLER_OPENAPI, ActingCaller, Caller
-from core.schemas import LikeOut
+from core.schemas.likes import LikeOut
+from core.use_cases.likes import set_like
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
 
@@ -28,7 +28,7 @@ async def unlike_photo(photo_id: PhotoId, caller: ActingCaller) -> Response:
 async def _set_like(photo_id: int, caller: Caller, *, liked: bool) -> Response:
     # Answered as the JSON of the LikeOut the use case made: returned as the model, FastAPI would validate it again
     # and encode it once more, a twentieth of a like's Python.
-    answer = await use_cases.set_like(
+    answer = await set_like(
         caller.runtime,
         caller.principal,
         photo_id=photo_id,

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from core import use_cases
 from core.api.deps import ACTING_CALLER_OPENAPI, ActingCaller, CurrentPrincipal, IdempotencyKey, RuntimeDep
 from core.api.routes.likes import PhotoId
-from core.schemas import CommentIn, CommentOut, CommentsOut
+from core.schemas.comments import CommentIn, CommentOut, CommentsOut
 from core.services import comments
 from core.unit_of_work import read_only
+from core.use_cases import comments as comment_use_cases
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
 
@@ -42,7 +42,7 @@ async def add_comment(
     key: IdempotencyKey,
 ) -> CommentOut:
     """A retry with the same ``Idempotency-Key`` (or ``X-Mutation-Id``) answers the first comment again."""
-    return await use_cases.add_comment(
+    return await comment_use_cases.add_comment(
         caller.runtime,
         caller.principal,
         photo_id=photo_id,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Request
 from core import access
 from core.api.deps import CurrentPrincipal, RuntimeDep
 from core.api.routes._form import form_fields
-from core.schemas import RealtimeAuthIn
+from core.schemas.auth import RealtimeAuthIn
 
 router = APIRouter(prefix="/api/realtime", tags=["realtime"])
 

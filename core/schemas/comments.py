@@ -1,44 +1,21 @@
-"""What clients send and get, over HTTP and Socket.IO alike (camelCase on the wire, like the realtime payloads).
-
-Input limits are declared here once: the HTTP bodies and the Socket.IO requests use the same field types."""
+"""Comments, as guests add them and admins moderate them; ``CommentOut`` is also what comment messages carry."""
 
 from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
-from core.realtime.channels import SLUG_MAX_LENGTH, SLUG_PATTERN
+from core.schemas.base import Schema
 
 if TYPE_CHECKING:
     from core.models import Comment
-    from core.services.galleries import PhotoView
-    from core.services.likes import LikeState
 
-
-class Schema(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul_characters(cls, value: Any) -> Any:
-        # Postgres cannot store NUL in text; refuse it here with the field's name rather than at the database.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-
-MIN_ACCESS_CODE_LENGTH = 8
 AUTHOR_NAME_MAX = 80
 COMMENT_MAX = 1000
-# A client's id for its optimistic update, echoed in the messages its request causes (X-Mutation-Id, or a socket
-# payload).
-MUTATION_ID_MAX_LENGTH = 64
-MUTATION_ID_PATTERN = rf"^[A-Za-z0-9_.:-]{{1,{MUTATION_ID_MAX_LENGTH}}}$"
 
 
 # Characters that change how text reads without being seen: bidi embeddings, overrides and isolates (they show text
@@ -113,78 +90,6 @@ AuthorName = Annotated[
 CommentText = Annotated[
     str, AfterValidator(_clean_comment), Field(json_schema_extra={"minLength": 1, "maxLength": COMMENT_MAX})
 ]
-PhotoId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-MutationIdField = Annotated[str | None, Field(pattern=MUTATION_ID_PATTERN)]
-
-
-class ErrorBody(Schema):
-    code: str
-    message: str
-
-
-class ErrorResponse(Schema):
-    error: ErrorBody
-
-
-class GuestAuthIn(Schema):
-    event_slug: str | None = Field(default=None, max_length=SLUG_MAX_LENGTH)
-    access_code: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class AdminLoginIn(Schema):
-    email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=1000)
-
-
-class TokenOut(Schema):
-    token: str
-    token_type: Literal["Bearer"] = "Bearer"
-    expires_in: int
-    role: Literal["GUEST", "ADMIN"]
-    session_id: str
-    events: list[str]
-
-
-class PhotoOut(Schema):
-    id: str
-    url: str
-    caption: str | None
-    like_count: int
-    liked_by_me: bool
-    created_at: datetime
-
-    @classmethod
-    def of(cls, photo: PhotoView) -> PhotoOut:
-        return cls(
-            id=str(photo.id),
-            url=photo.url,
-            caption=photo.caption,
-            like_count=photo.like_count,
-            liked_by_me=photo.liked_by_me,
-            created_at=photo.created_at,
-        )
-
-
-class EventOut(Schema):
-    slug: str
-    title: str
-    protected: bool
-    channel: str
-    seq: int
-    photos: list[PhotoOut]
-
-
-class LikeOut(Schema):
-    """The answer to a like or unlike, over HTTP and over Socket.IO alike."""
-
-    photo_id: str
-    like_count: int
-    liked: bool
-    changed: bool
-
-    @classmethod
-    def of(cls, state: LikeState) -> LikeOut:
-        return cls(photo_id=str(state.photo_id), like_count=state.like_count, liked=state.liked, changed=state.changed)
 
 
 class CommentIn(Schema):
@@ -233,50 +138,3 @@ class ModerationQueueOut(Schema):
 
 class CommentStatusIn(Schema):
     status: Literal["visible", "hidden"]
-
-
-class UpdateOut(Schema):
-    id: str
-    seq: int
-    channel: str
-    name: str
-    data: dict[str, Any]
-
-
-class UpdatesOut(Schema):
-    channel: str
-    events: list[UpdateOut]
-    last_seq: int
-    has_more: bool
-
-
-class EventCreateIn(Schema):
-    slug: str = Field(pattern=SLUG_PATTERN, max_length=SLUG_MAX_LENGTH)
-    title: str = Field(min_length=1, max_length=200)
-    # Guessing is limited per address and per event (core.ratelimit); 8 characters keep a code out of reach of
-    # those limits (36**8 codes of letters and digits against 200 guesses an hour).
-    access_code: str | None = Field(default=None, min_length=MIN_ACCESS_CODE_LENGTH, max_length=200)
-
-
-class EventCreatedOut(Schema):
-    slug: str
-    title: str
-    protected: bool
-    channel: str
-
-
-class PhotoIn(Schema):
-    url: str = Field(min_length=1, max_length=2048, pattern=r"^(https?://|/)\S+$")
-    caption: str | None = Field(default=None, max_length=500)
-
-
-class PhotosIn(Schema):
-    photos: list[PhotoIn] = Field(min_length=1, max_length=500)
-
-
-class PhotosOut(Schema):
-    photos: list[PhotoOut]
-
-
-class RealtimeAuthIn(Schema):
-    event_slug: str | None = Field(default=None, max_length=SLUG_MAX_LENGTH)

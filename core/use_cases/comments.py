@@ -1,9 +1,4 @@
-"""Everything a guest or an admin can do, each written once for every transport.
-
-The HTTP routes and the Socket.IO handlers parse their input into ``core.schemas`` models and call these; each owns
-its transaction (rate limit, change and the messages it causes, in one commit), publishes after commit, and returns
-the answer the client gets. Errors are ``core.errors`` exceptions, mapped to HTTP or Socket.IO by their transport.
-"""
+"""Adding a comment, and moderating one: its status, its deletion; each answered once per idempotency key."""
 
 from __future__ import annotations
 
@@ -15,21 +10,9 @@ from pydantic import BaseModel
 from core import idempotency
 from core.auth import Principal
 from core.errors import ConflictError
-from core.realtime.channels import event_channel
 from core.runtime import Runtime
-from core.schemas import (
-    CommentIn,
-    CommentOut,
-    CommentStatusIn,
-    EventCreatedOut,
-    EventCreateIn,
-    LikeOut,
-    ModeratedCommentOut,
-    PhotoOut,
-    PhotosIn,
-    PhotosOut,
-)
-from core.services import comments, galleries, likes
+from core.schemas.comments import CommentIn, CommentOut, CommentStatusIn, ModeratedCommentOut
+from core.services import comments
 from core.unit_of_work import UnitOfWork, read_only, single_statement, transaction
 
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -75,22 +58,6 @@ async def _answer_of_first_copy(
     if earlier is None:  # the first copy's row was pruned in between: a day-old race
         raise ConflictError("idempotency_conflict", "This request was just made with the same key; retry it") from None
     return answer_type.model_validate(earlier)
-
-
-async def set_like(
-    runtime: Runtime,
-    principal: Principal,
-    *,
-    photo_id: int,
-    liked: bool,
-    mutation_id: str | None,
-    client_address: str | None = None,
-) -> LikeOut:
-    """Likes or unlikes a photo for the caller's session; asking for the state it is in publishes nothing. Counted
-    against the caller's identity and, where known, its client address."""
-    async with single_statement(runtime, rate_limit_key=principal.subject, client_address=client_address) as uow:
-        state = await likes.set_like(uow, principal=principal, photo_id=photo_id, liked=liked, mutation_id=mutation_id)
-    return LikeOut.of(state)
 
 
 async def add_comment(
@@ -163,19 +130,3 @@ async def delete_comment(
 
     key = idempotency.key_for(idempotency_key or mutation_id, "comment:delete", comment_id=comment_id)
     await _once(runtime, admin, key=key, answer_type=_Done, work=delete)
-
-
-async def create_event(runtime: Runtime, admin: Principal, *, event: EventCreateIn) -> EventCreatedOut:
-    async with transaction(runtime, rate_limit_key=admin.subject) as uow:
-        created = await galleries.create_event(uow, slug=event.slug, title=event.title, access_code=event.access_code)
-    return EventCreatedOut(
-        slug=created.slug, title=created.title, protected=created.protected, channel=event_channel(created.slug)
-    )
-
-
-async def add_photos(runtime: Runtime, admin: Principal, *, slug: str, body: PhotosIn) -> PhotosOut:
-    async with transaction(runtime, rate_limit_key=admin.subject) as uow:
-        photos = await galleries.add_photos(
-            uow, slug=slug, photos=[galleries.NewPhoto(url=p.url, caption=p.caption) for p in body.photos]
-        )
-    return PhotosOut(photos=[PhotoOut.of(photo) for photo in photos])
