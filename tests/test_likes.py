@@ -4,16 +4,39 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from core.auth import verify_token
+from core.auth import Principal, verify_token
+from core.db import begin
 from core.errors import InvalidInputError
 from core.models import like_table, outbox_table, photo_table
 from core.realtime.memory import MemoryProvider
 from core.schemas.base import MUTATION_ID_MAX_LENGTH
+from core.services import comments, likes
+from core.unit_of_work import UnitOfWork
 from core.use_cases.likes import set_like
 from tests.support.api import Api, bearer
 from tests.support.groups import unpacked
+
+
+async def test_a_like_commits_without_waiting_for_the_wal_flush_and_a_comment_waits(api: Api) -> None:
+    """docs/architecture.md says why: a venue's likes queue on its shared rows, each held until its commit; a
+    comment's commit still waits until it is on disk."""
+    photo_id, _ = await api.event("wedding")
+    guest = Principal(role="GUEST", subject="guest-1")
+
+    async with begin(api.runtime.engine) as conn:
+        uow = UnitOfWork(conn, api.runtime.settings)
+        await likes.set_like(uow, principal=guest, photo_id=int(photo_id), liked=True, mutation_id=None)
+        after_a_like = await conn.scalar(text("SHOW synchronous_commit"))
+    async with begin(api.runtime.engine) as conn:
+        uow = UnitOfWork(conn, api.runtime.settings)
+        await comments.add_comment(
+            uow, principal=guest, photo_id=int(photo_id), author_name="Ann", content="Hi", mutation_id=None, key=None
+        )
+        after_a_comment = await conn.scalar(text("SHOW synchronous_commit"))
+
+    assert (after_a_like, after_a_comment) == ("off", "on")
 
 
 async def test_a_like_is_counted_stored_and_published_with_the_documented_payload(
