@@ -1,13 +1,7 @@
 """Likes: one per photo and session. A like or an unlike is one statement: the attempt counted against the rate
 limits, the visibility check, the like row, the photo's counter and the numbered outbox message, atomic by itself
-(autocommit), so no lock is held across round trips and a venue's likes queue for its shared rows (its address's
-rate limit, the photo's counter, the channel's sequence) for the length of one statement.
-
-And of its commit: a commit waits until its WAL is on disk, holding those rows meanwhile, so a venue's likes would
-go one flush at a time. A like's commit does not wait (``synchronous_commit`` off for its transaction alone):
-should the database server crash, the likes of its last moments (at most three ``wal_writer_delay``, 0.6 s by
-default) are lost; the database stays consistent, and the next like publishes the photo's count as it is. Comments
-and everything else still wait (docs/architecture.md)."""
+(autocommit), so no lock is held across round trips and a venue's likes on one photo queue only for the counter
+row, for the length of one statement."""
 
 from __future__ import annotations
 
@@ -37,14 +31,11 @@ LIKE_STATEMENT = text(
 
 # The attempt counted, the caller's visibility, the like row and the counter, in front of the outbox insert
 # (core.outbox.store), whose input is the one message, completed with the photo's event and new count; none where
-# nothing changed. A refused attempt finds no photo, so it changes nothing else. Where the photo is found, the
-# statement's commit is set not to wait for the flush (the module's docstring says why; set_config is volatile, so
-# the CTE, which is read more than once anyway, is computed, call included).
+# nothing changed. A refused attempt finds no photo, so it changes nothing else.
 _CHANGE_LIKE_BEFORE = """
     {admission},
     photo AS (
-        SELECT p.id, e.slug, set_config('synchronous_commit', 'off', true)
-        FROM photos p JOIN events e ON e.id = p.event_id
+        SELECT p.id, e.slug FROM photos p JOIN events e ON e.id = p.event_id
         WHERE p.id = :photo_id AND {can_see_event} AND (SELECT admitted FROM admission)
     ),
     changed AS ({change}),
@@ -65,7 +56,8 @@ _LIKE_MESSAGE = """
 # before this statement (its own changes are not visible to it): the answer when nothing changed. Only a statement
 # that took the channel's lease reads its messages back (the lease's holder publishes everyone else's).
 _ANSWER = """
-    SELECT admission.*, photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
+    SELECT admission.admitted, admission.retry_after_seconds,
+           photo.id AS photo_id, coalesce(counted.like_count, current.like_count) AS like_count,
            counted.like_count IS NOT NULL AS changed, publishable.id IS NOT NULL AS publishable,
            publishable.*
     FROM admission LEFT JOIN (photo JOIN photos current ON current.id = photo.id) ON true
