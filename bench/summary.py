@@ -188,7 +188,7 @@ def table(folder: Path) -> str:
         if "median_ratio" in result:
             rows.append(
                 [
-                    f"{result['likes']} concurrent likes on one photo, served by uvicorn (likes/s, median round)",
+                    f"the same {result['likes']} likes, each from its own address (likes/s, median round)",
                     f"{result['ours_median_per_second']:g}/s",
                     f"{result['bare_median_per_second']:g}/s",
                     _ratio(result["median_ratio"]),

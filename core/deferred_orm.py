@@ -7,12 +7,13 @@ tenth of the like function's (bench/coldstart.py), for classes nothing here uses
 
 ``defer_sqlalchemy_orm`` makes the package's first import bind only the Core names, and run its real ``__init__``
 when any other name of it is first read: code that asks for ``AsyncSession`` gets the real class, as it would
-without this. Should a SQLAlchemy release move those names, its ``__init__`` simply runs at once.
+without this. Should a SQLAlchemy release move those names, its ``__init__`` simply runs at once. One thing the
+``__init__`` also does waits meanwhile: importing greenlet, which SQLAlchemy then does on the first query instead
+(a missing greenlet fails there rather than at import).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.machinery
 import sys
@@ -46,28 +47,34 @@ def defer_sqlalchemy_orm() -> None:
 
 
 class _PackageFinder:
+    """Stays in ``sys.meta_path`` (removing it while another thread's import walks the list would make that walk
+    skip the next finder); after the package's first load it finds nothing, so a reload is the package's own."""
+
+    def __init__(self) -> None:
+        self.loaded = False
+
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != PACKAGE:
+        if fullname != PACKAGE or self.loaded:
             return None
-        with contextlib.suppress(ValueError):  # another thread's import of it got here first
-            sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
-        spec.loader = cast("Loader", _CoreNamesFirst(spec.loader))
+        spec.loader = cast("Loader", _CoreNamesFirst(spec.loader, self))
         return spec
 
 
 class _CoreNamesFirst:
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, finder: _PackageFinder) -> None:
         self._loader = loader
+        self._finder = finder
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
+        self._finder.loaded = True
         # From here on the module is the package's own, as loaded without this.
         module.__loader__ = self._loader
         if module.__spec__ is not None:
@@ -99,7 +106,8 @@ def _rest_on_first_use(package: ModuleType, loader: Loader) -> Callable[[str], A
                 running_init = True
                 try:
                     loader.exec_module(package)
-                    del package.__getattr__
+                    if vars(package).get("__getattr__") is __getattr__:  # not one the package defines itself
+                        del package.__getattr__
                 finally:
                     running_init = False
         try:

@@ -182,6 +182,18 @@ def test_what_asks_for_sqlalchemys_async_session_gets_it(database_url: str) -> N
     }
 
 
+def test_looking_the_package_up_before_importing_it_still_leaves_the_orm_unloaded() -> None:
+    code = (
+        "import importlib.util, json, sys\n"
+        "import core\n"
+        "importlib.util.find_spec('sqlalchemy.ext.asyncio')\n"
+        "from sqlalchemy.ext.asyncio import create_async_engine\n"
+        "print(json.dumps('sqlalchemy.orm' in sys.modules))"
+    )
+
+    assert _in_a_new_process(code, {"PATH": "/usr/bin"}) is False
+
+
 def test_another_thread_asking_for_async_session_while_it_loads_waits_and_gets_it() -> None:
     """A thread that reads ``AsyncSession`` while another runs the package's deferred half (paused here, exactly
     then) waits for it instead of finding the name missing."""
