@@ -21,6 +21,31 @@ HEAVY = ["ably", "pusher", "socketio", "engineio", "redis", "pgserver", "uvicorn
 
 ENV = {"DATABASE_URL": "postgresql://localhost/none", "JWT_SECRET": "cold-start-0123456789abcdef-0123456789"}
 
+# Code for a child process: ``run_before_loading(name, work)`` makes the import of module ``name`` call ``work()``
+# just before that module's own code runs, so a test can act exactly while it loads.
+RUN_BEFORE_LOADING = (
+    "import importlib.machinery, sys\n"
+    "class _RunningFirst:\n"
+    "    def __init__(self, loader, work):\n"
+    "        self.loader, self.work = loader, work\n"
+    "    def create_module(self, spec):\n"
+    "        return self.loader.create_module(spec)\n"
+    "    def exec_module(self, module):\n"
+    "        self.work()\n"
+    "        self.loader.exec_module(module)\n"
+    "class _WhenLoading:\n"
+    "    def __init__(self, name, work):\n"
+    "        self.name, self.work = name, work\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name != self.name:\n"
+    "            return None\n"
+    "        spec = importlib.machinery.PathFinder.find_spec(name, path)\n"
+    "        spec.loader = _RunningFirst(spec.loader, self.work)\n"
+    "        return spec\n"
+    "def run_before_loading(name, work):\n"
+    "    sys.meta_path.insert(0, _WhenLoading(name, work))\n"
+)
+
 
 def _in_a_new_process(code: str, env: dict[str, str]) -> Any:
     """What ``code``, run by a fresh interpreter, printed last, as JSON."""
@@ -81,8 +106,8 @@ def test_pyjwt_handles_our_tokens_without_loading_cryptography() -> None:
 def test_another_thread_importing_cryptography_while_pyjwt_loads_gets_it() -> None:
     """PyJWT goes without ``cryptography`` only in the thread that loads it: a thread that imports ``cryptography``
     meanwhile (here, exactly while PyJWT's algorithms module runs) gets it, and it stays loaded."""
-    code = (
-        "import importlib.machinery, json, sys, threading\n"
+    code = RUN_BEFORE_LOADING + (
+        "import json, threading\n"
         "from core.auth import load_pyjwt\n"
         "outcome = {}\n"
         "def other_thread():\n"
@@ -91,24 +116,11 @@ def test_another_thread_importing_cryptography_while_pyjwt_loads_gets_it() -> No
         "        outcome['other_thread'] = 'imported'\n"
         "    except ImportError as exc:\n"
         "        outcome['other_thread'] = repr(exc)\n"
-        "class RunningOtherThreadFirst:\n"
-        "    def __init__(self, loader):\n"
-        "        self.loader = loader\n"
-        "    def create_module(self, spec):\n"
-        "        return self.loader.create_module(spec)\n"
-        "    def exec_module(self, module):\n"
-        "        thread = threading.Thread(target=other_thread)\n"
-        "        thread.start()\n"
-        "        thread.join(30)\n"
-        "        self.loader.exec_module(module)\n"
-        "class WhilePyJWTLoadsItsAlgorithms:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name != 'jwt.algorithms':\n"
-        "            return None\n"
-        "        spec = importlib.machinery.PathFinder.find_spec(name, path)\n"
-        "        spec.loader = RunningOtherThreadFirst(spec.loader)\n"
-        "        return spec\n"
-        "sys.meta_path.insert(0, WhilePyJWTLoadsItsAlgorithms())\n"
+        "def run_the_other_thread():\n"
+        "    thread = threading.Thread(target=other_thread)\n"
+        "    thread.start()\n"
+        "    thread.join(30)\n"
+        "run_before_loading('jwt.algorithms', run_the_other_thread)\n"
         "load_pyjwt()\n"
         "import jwt\n"
         "outcome['cryptography'] = type(sys.modules.get('cryptography')).__name__\n"
@@ -197,8 +209,8 @@ def test_looking_the_package_up_before_importing_it_still_leaves_the_orm_unloade
 def test_another_thread_asking_for_async_session_while_it_loads_waits_and_gets_it() -> None:
     """A thread that reads ``AsyncSession`` while another runs the package's deferred half (paused here, exactly
     then) waits for it instead of finding the name missing."""
-    code = (
-        "import importlib.machinery, json, sys, threading\n"
+    code = RUN_BEFORE_LOADING + (
+        "import json, threading\n"
         "import core\n"
         "import sqlalchemy.ext.asyncio as package\n"
         "outcome = {}\n"
@@ -208,24 +220,11 @@ def test_another_thread_asking_for_async_session_while_it_loads_waits_and_gets_i
         "    except AttributeError as exc:\n"
         "        outcome['other_thread'] = repr(exc)\n"
         "thread = threading.Thread(target=other_thread)\n"
-        "class StartingTheOtherThreadFirst:\n"
-        "    def __init__(self, loader):\n"
-        "        self.loader = loader\n"
-        "    def create_module(self, spec):\n"
-        "        return self.loader.create_module(spec)\n"
-        "    def exec_module(self, module):\n"
-        "        thread.start()\n"
-        "        thread.join(0.5)\n"
-        "        outcome['waited'] = thread.is_alive()\n"
-        "        self.loader.exec_module(module)\n"
-        "class WhileTheSessionModuleLoads:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name != 'sqlalchemy.ext.asyncio.scoping':\n"
-        "            return None\n"
-        "        spec = importlib.machinery.PathFinder.find_spec(name, path)\n"
-        "        spec.loader = StartingTheOtherThreadFirst(spec.loader)\n"
-        "        return spec\n"
-        "sys.meta_path.insert(0, WhileTheSessionModuleLoads())\n"
+        "def start_the_other_thread():\n"
+        "    thread.start()\n"
+        "    thread.join(0.5)\n"
+        "    outcome['waited'] = thread.is_alive()\n"
+        "run_before_loading('sqlalchemy.ext.asyncio.scoping', start_the_other_thread)\n"
         "outcome['this_thread'] = package.AsyncSession.__name__\n"
         "thread.join(30)\n"
         "print(json.dumps(outcome))"
