@@ -5,7 +5,7 @@ HTTP endpoint doing only its SQL (a bare FastAPI route running the like row and 
 transaction), with the same pool size, in the same run and the same way (in-process ASGI, so the HTTP client costs
 both the same). Rounds alternate.
 
-Ours is measured twice, as it is deployed: as served by a long-running process (``server_app``, what uvicorn
+Ours is measured as it is deployed: as served by a long-running process (``server_app``, what uvicorn
 serves), where the request that took the channel's publish lease answers at once and publishes the venue's likes
 after its answer, and as a serverless function (``create_app``), where that request publishes them before it
 answers (at the channel's ceiling, 20 groups a second: the burst's wall time includes that request's wait). Each
@@ -15,8 +15,8 @@ The guests' addresses come in X-Real-IP, as infra/nginx sets it (``CLIENT_ADDRES
 address every like also counts against that address's rate-limit row, whose lock each holds until its commit is on
 disk; by default one address is allowed 1,200 likes a minute, far fewer than that lock lets through, so the limit is
 lifted here to measure it.
-``server_app`` also tunes the process's garbage collector (``core.gc_tuning.GC_THRESHOLDS``): all three are measured
-in this one process, so all three run under it."""
+``server_app`` also tunes the process's garbage collector (``core.gc_tuning.GC_THRESHOLDS``): all sides are measured
+in this one process, so every side runs under it."""
 
 from __future__ import annotations
 
