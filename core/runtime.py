@@ -74,15 +74,20 @@ class Runtime:
         self.provider = create_provider(self.settings)
 
 
+def initializing_a_snapshot() -> bool:
+    """Whether this process is a SnapStart INIT: paid once, when a version is published, and restored from its
+    snapshot by every cold start, so what a first request would load on first use is better loaded there."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
+
+
 def renew_on_snapstart_restore(runtime: Runtime) -> None:
     """Registers ``runtime.renew_after_restore`` with Lambda's SnapStart runtime hooks, where they exist.
 
     ``snapshot_restore_py`` is provided by Lambda's python3.12+ runtime, not installed from PyPI; anywhere else
     (tests, dev, Vercel, a function without SnapStart) there is nothing to restore from.
 
-    A SnapStart INIT (``AWS_LAMBDA_INITIALIZATION_TYPE``) also loads what the first request would otherwise load on
-    first use (PyJWT): it is paid once, when a version is published, and restored with the snapshot."""
-    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    A SnapStart INIT also loads what the first request would otherwise load on first use (PyJWT)."""
+    if initializing_a_snapshot():
         from core.auth import load_pyjwt  # here: the relay, which handles no token, does not load core.auth
 
         load_pyjwt()

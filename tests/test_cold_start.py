@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from core.api.parts import PARTS
 from core.gc_tuning import GC_THRESHOLDS
 from tests.support.api import Api, bearer
 from tests.support.lambda_events import http_event
@@ -132,9 +133,9 @@ def test_another_thread_importing_cryptography_while_pyjwt_loads_gets_it() -> No
     assert after == {"other_thread": "imported", "cryptography": "module", "pyjwt": "jwt"}
 
 
-@pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
-async def test_a_function_answers_a_like_without_loading_sqlalchemys_orm(api: Api, module: str) -> None:
-    """``core.deferred_orm`` says why: nothing here uses the ORM, and importing it is a tenth of a cold start."""
+async def _a_like_in_a_new_process(api: Api, module: str) -> dict[str, Any]:
+    """A like answered by ``module``'s handler, imported by a fresh interpreter: the answer, and the modules of
+    SQLAlchemy's ORM and of our routes loaded by then."""
     photo_id, _ = await api.event("wedding")
     like = http_event("2.0", "POST", f"/api/photos/{photo_id}/like", headers=bearer(await api.guest()))
     settings = api.runtime.settings
@@ -151,14 +152,29 @@ async def test_a_function_answers_a_like_without_loading_sqlalchemys_orm(api: Ap
         "    function_name, memory_limit_in_mb, aws_request_id = 'test', 512, 'test'\n"
         "    def get_remaining_time_in_millis(self): return 30000\n"
         f"answer = handler(json.loads({json.dumps(like)!r}), Context())\n"
+        "loaded = lambda prefix: sorted(name for name in sys.modules if name.startswith(prefix))\n"
         "print(json.dumps({'status': answer['statusCode'], 'body': json.loads(answer['body']),"
-        " 'orm': sorted(name for name in sys.modules if name.startswith('sqlalchemy.orm'))}))"
+        " 'orm': loaded('sqlalchemy.orm'), 'routes': loaded('core.api.routes.')}))"
     )
-    after = _in_a_new_process(code, env)
-
+    after: dict[str, Any] = _in_a_new_process(code, env)
     assert after["status"] == 200, after["body"]
     assert after["body"]["likeCount"] == 1
+    return after
+
+
+@pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
+async def test_a_function_answers_a_like_without_loading_sqlalchemys_orm(api: Api, module: str) -> None:
+    """``core.deferred_orm`` says why: nothing here uses the ORM, and importing it is a tenth of a cold start."""
+    after = await _a_like_in_a_new_process(api, module)
+
     assert after["orm"] == []
+
+
+async def test_the_api_function_answers_a_like_having_loaded_the_like_routes_alone(api: Api) -> None:
+    """``core.api.parts`` says why: the whole API includes each part on the first request that may need it."""
+    after = await _a_like_in_a_new_process(api, "functions.api")
+
+    assert after["routes"] == ["core.api.routes.likes"]
 
 
 def test_what_asks_for_sqlalchemys_async_session_gets_it(database_url: str) -> None:
@@ -241,6 +257,14 @@ def test_a_snapstart_init_loads_pyjwt_before_the_snapshot(module: str) -> None:
     loaded = _modules_after_import(module, {**ENV, "PATH": "/usr/bin", "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
 
     assert "jwt" in loaded
+
+
+def test_a_snapstart_init_of_the_api_function_includes_every_part_of_the_api() -> None:
+    loaded = set(
+        _loaded_modules("functions.api", {**ENV, "PATH": "/usr/bin", "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+    )
+
+    assert {f"core.api.routes.{part.module}" for part in PARTS} <= loaded
 
 
 @pytest.mark.parametrize("module", ["functions.api", "functions.likes", "functions.outbox_relay", "api.index"])

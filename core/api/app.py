@@ -19,10 +19,11 @@ from core.api.deps import defining_the_bearer_scheme
 from core.api.headers import SecurityHeadersMiddleware
 from core.api.limits import BodyLimitMiddleware
 from core.api.middleware import AccessLogMiddleware
+from core.api.parts import PARTS, IncludingPartsOnDemand, PartsOnDemand
 from core.errors import AppError, RateLimitedError, as_app_error
 from core.gc_tuning import tune_garbage_collection
 from core.logs import configure_logging
-from core.runtime import Runtime, build_runtime
+from core.runtime import Runtime, build_runtime, initializing_a_snapshot
 from core.schemas.base import ErrorResponse
 from core.settings import get_settings
 
@@ -79,28 +80,12 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Something went wrong on our side")
 
 
-def every_router() -> list[APIRouter]:
-    """The whole API. Imported here, not at the top: a function serving part of it loads only its own routes.
-
-    A request is matched against the routes in this order, one after the other: the likes and the comments, the
-    hottest, come first."""
-    from core.api.routes import admin, auth, cron, events, health, likes, photos, realtime
-
-    return [
-        likes.router,
-        photos.router,
-        health.router,
-        auth.router,
-        events.router,
-        admin.router,
-        realtime.router,
-        cron.router,
-    ]
-
-
 def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] | None = None) -> FastAPI:
-    """Builds the app serving ``routers`` (by default the whole API, with the browser client: ``core/web.py``);
-    without a runtime it builds one from the environment (engine and provider included)."""
+    """Builds the app serving ``routers``, or by default the whole API with the browser client (``core/web.py``);
+    without a runtime it builds one from the environment (engine and provider included).
+
+    The whole API includes each of its parts (``core.api.parts``) on the first request that may need it, except in
+    a SnapStart INIT, whose snapshot should hold them all; ``include_every_part`` includes the rest at once."""
     runtime = runtime or build_runtime(get_settings())
     runtime.settings.require_jwt_secret()  # refuse to start, naming the setting, rather than fail every request
     configure_logging(runtime.settings.log_level)
@@ -116,14 +101,23 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
         responses=_ERROR_RESPONSES,
     )
     app.state.runtime = runtime
-    for router in every_router() if routers is None else routers:
+    parts = PartsOnDemand(app, () if routers is not None else PARTS)
+    app.state.parts_on_demand = parts
+    for router in routers or ():
         app.include_router(router)
     generate_schema = app.openapi
-    app.openapi = lambda: defining_the_bearer_scheme(generate_schema())  # type: ignore[method-assign]
+
+    def every_part_documented() -> dict[str, Any]:
+        parts.include_all()
+        return defining_the_bearer_scheme(generate_schema())
+
+    app.openapi = every_part_documented  # type: ignore[method-assign]
     if routers is None:
         from core.web import mount_client  # the whole API only: the like function's cold start does without
 
         mount_client(app)
+        if initializing_a_snapshot():
+            parts.include_all()
     for mapped in (AppError, DBAPIError, PoolTimeoutError):
         app.add_exception_handler(mapped, _mapped_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -138,10 +132,18 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
             expose_headers=["Retry-After", "X-Request-Id"],
             max_age=600,
         )
+    if parts.waiting:
+        app.add_middleware(IncludingPartsOnDemand, parts=parts)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app
+
+
+def include_every_part(app: FastAPI) -> None:
+    """Includes now the parts of the whole API that ``app`` (built by ``create_app``) has not included yet."""
+    parts: PartsOnDemand = app.state.parts_on_demand
+    parts.include_all()
 
 
 def create_server_app() -> FastAPI:
@@ -157,6 +159,7 @@ def server_app(runtime: Runtime) -> FastAPI:
     publishes, then closes the engine."""
     runtime.publishes_after_answer = True
     app = create_app(runtime)
+    include_every_part(app)  # a process that outlives its requests pays for them once, before the first one
     tune_garbage_collection()
 
     @asynccontextmanager

@@ -1,0 +1,101 @@
+"""The API's parts (a module of routes each) and which request paths each one's routes can answer, so that an app
+includes a part on the first request that may need it rather than at its build. A function's cold start then
+declares only the routes its first request needs: declaring a route is FastAPI analysing its signature and building
+its models, and the routes the API function's first like did not need were about a tenth of its cold start
+(bench/coldstart.py)."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+# Stands for one segment of a path (a path parameter) in a part's path beginnings.
+ANY_SEGMENT = "{}"
+
+
+@dataclass(frozen=True)
+class Part:
+    """The routes of ``core.api.routes.<module>``; each route's path begins with one of ``paths``, segment by
+    segment (``ANY_SEGMENT`` standing for a parameter), which tests/test_api_parts.py holds every route to."""
+
+    module: str
+    paths: tuple[str, ...]
+
+    def router(self) -> APIRouter:
+        router: APIRouter = importlib.import_module(f"core.api.routes.{self.module}").router
+        return router
+
+    def may_answer(self, path: str) -> bool:
+        segments = path.split("/")
+        return any(_begins_with(segments, beginning.split("/")) for beginning in self.paths)
+
+
+def _begins_with(segments: Sequence[str], beginning: Sequence[str]) -> bool:
+    return len(segments) >= len(beginning) and all(
+        wanted == segment or (wanted == ANY_SEGMENT and segment != "")
+        for wanted, segment in zip(beginning, segments, strict=False)
+    )
+
+
+# The whole API. Included all at once, the parts are in this order, which is the order a request is matched against
+# them: the likes and the comments, the hottest, first.
+PARTS = (
+    Part("likes", ("/api/photos/{}/like",)),
+    Part("photos", ("/api/photos/{}/comments",)),
+    Part("health", ("/api/health",)),
+    Part("auth", ("/api/auth",)),
+    Part("events", ("/api/events", "/api/admin/updates")),
+    Part("admin", ("/api/admin", "/api/metrics")),
+    Part("realtime", ("/api/realtime",)),
+    Part("cron", ("/api/cron",)),
+)
+
+
+class PartsOnDemand:
+    """The parts an app has not included yet. A request's path includes the ones that may answer it; a path that
+    none of the parts may answer (a 404, the docs, the browser client) includes them all, so that the app answers
+    it exactly as one built with every part."""
+
+    def __init__(self, app: FastAPI, parts: Sequence[Part] = PARTS) -> None:
+        self._app = app
+        self._parts = tuple(parts)
+        self._waiting = list(parts)
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
+
+    def include_for(self, path: str) -> None:
+        answering = [part for part in self._parts if part.may_answer(path)] or self._parts
+        self._include([part for part in answering if part in self._waiting])
+
+    def include_all(self) -> None:
+        self._include(list(self._waiting))
+
+    def _include(self, parts: Sequence[Part]) -> None:
+        if not parts:
+            return
+        with self._lock:  # a second thread finds them included, not included twice
+            for part in parts:
+                if part in self._waiting:
+                    self._app.include_router(part.router())
+                    self._waiting.remove(part)
+
+
+class IncludingPartsOnDemand:
+    """ASGI middleware: includes the parts that may answer a request before the app's router looks for its route."""
+
+    def __init__(self, app: ASGIApp, parts: PartsOnDemand) -> None:
+        self.app = app
+        self.parts = parts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.parts.waiting and scope["type"] in ("http", "websocket"):
+            self.parts.include_for(scope["path"])
+        await self.app(scope, receive, send)
