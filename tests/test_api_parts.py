@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from core.api.app import create_app, include_every_part
+from core.api.app import create_app
 from core.api.parts import ANY_SEGMENT, PARTS, Part
 from core.api.reference import routes_of
 from core.runtime import Runtime
@@ -82,9 +82,7 @@ def _requests() -> list[tuple[str, str]]:
 
 
 async def _answer(app_runtime: Runtime, method: str, path: str, *, every_part: bool) -> tuple[int, str, str]:
-    app = create_app(app_runtime)
-    if every_part:
-        include_every_part(app)
+    app = create_app(app_runtime, parts_on_demand=not every_part)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.request(method, path)
@@ -127,3 +125,12 @@ async def test_a_like_includes_the_like_routes_alone_and_later_requests_the_othe
     assert after_the_comments == {"likes", "photos"}
     assert unknown.status_code == 404
     assert _included(app) == {part.module for part in PARTS}
+
+
+def test_an_app_with_every_part_at_once_matches_them_in_order_before_the_browser_client(runtime: Runtime) -> None:
+    app = create_app(runtime, parts_on_demand=False)
+
+    modules = [route.endpoint.__module__ for route in routes_of(app) if isinstance(route, APIRoute)]
+    in_order = list(dict.fromkeys(modules))
+
+    assert in_order == [f"core.api.routes.{part.module}" for part in PARTS] + ["core.web"]

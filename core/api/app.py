@@ -80,12 +80,15 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Something went wrong on our side")
 
 
-def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] | None = None) -> FastAPI:
+def create_app(
+    runtime: Runtime | None = None, *, routers: Sequence[APIRouter] | None = None, parts_on_demand: bool = True
+) -> FastAPI:
     """Builds the app serving ``routers``, or by default the whole API with the browser client (``core/web.py``);
     without a runtime it builds one from the environment (engine and provider included).
 
-    The whole API includes each of its parts (``core.api.parts``) on the first request that may need it, except in
-    a SnapStart INIT, whose snapshot should hold them all; ``include_every_part`` includes the rest at once."""
+    The whole API includes each of its parts (``core.api.parts``) on the first request that may need it, as a
+    function's cold start wants; all of them at once without ``parts_on_demand``, and in a SnapStart INIT, whose
+    snapshot should hold them."""
     runtime = runtime or build_runtime(get_settings())
     runtime.settings.require_jwt_secret()  # refuse to start, naming the setting, rather than fail every request
     configure_logging(runtime.settings.log_level)
@@ -105,6 +108,8 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
     app.state.parts_on_demand = parts
     for router in routers or ():
         app.include_router(router)
+    if not parts_on_demand or initializing_a_snapshot():
+        parts.include_all()
     generate_schema = app.openapi
 
     def every_part_documented() -> dict[str, Any]:
@@ -116,8 +121,6 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
         from core.web import mount_client  # the whole API only: the like function's cold start does without
 
         mount_client(app)
-        if initializing_a_snapshot():
-            parts.include_all()
     for mapped in (AppError, DBAPIError, PoolTimeoutError):
         app.add_exception_handler(mapped, _mapped_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -140,12 +143,6 @@ def create_app(runtime: Runtime | None = None, *, routers: Sequence[APIRouter] |
     return app
 
 
-def include_every_part(app: FastAPI) -> None:
-    """Includes now the parts of the whole API that ``app`` (built by ``create_app``) has not included yet."""
-    parts: PartsOnDemand = app.state.parts_on_demand
-    parts.include_all()
-
-
 def create_server_app() -> FastAPI:
     """``uvicorn core.api.app:create_server_app --factory`` (docker compose, the systemd unit): ``server_app`` with
     a runtime built from the environment."""
@@ -158,8 +155,7 @@ def server_app(runtime: Runtime) -> FastAPI:
     channel's ceiling; the garbage collector is tuned as a Socket.IO node's is. Shutting down waits for those
     publishes, then closes the engine."""
     runtime.publishes_after_answer = True
-    app = create_app(runtime)
-    include_every_part(app)  # a process that outlives its requests pays for them once, before the first one
+    app = create_app(runtime, parts_on_demand=False)  # paid once, before the first request
     tune_garbage_collection()
 
     @asynccontextmanager

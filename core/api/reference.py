@@ -18,7 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from core.api.app import create_app, include_every_part
+from core.api.app import create_app
 from core.api.deps import acting_caller, current_admin, current_principal, optional_principal
 from core.realtime.memory import MemoryProvider
 from core.runtime import build_runtime
@@ -55,9 +55,8 @@ def reference_app(routers: Sequence[APIRouter] | None = None) -> FastAPI:
         realtime_provider="memory",
         jwt_secret=secrets.token_hex(32),  # signs nothing: the schema is all this app is asked for
     )
-    app = create_app(build_runtime(settings, provider=MemoryProvider()), routers=routers)
-    include_every_part(app)  # its routes are read as well as its schema
-    return app
+    # every part at once: its routes are read as well as its schema
+    return create_app(build_runtime(settings, provider=MemoryProvider()), routers=routers, parts_on_demand=False)
 
 
 def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
