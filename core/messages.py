@@ -15,7 +15,6 @@ from core.realtime.base import RealtimeMessage
 from core.realtime.channels import ADMIN_CHANNEL, EVENT_PREFIX, SLUG_MAX_LENGTH, event_channel
 from core.realtime.wire import MAX_PAYLOAD_BYTES, PayloadTooLargeError, encode, encoded_size
 from core.schemas.base import MUTATION_ID_MAX_LENGTH
-from core.schemas.comments import CommentOut
 
 # id (bigint as a string), seq and timestamp are added at publish time; reserve room for their largest values.
 _ENVELOPE_RESERVE = len(json.dumps({"id": "9" * 19, "seq": 9 * 10**18, "timestamp": 10**13}))
@@ -73,6 +72,9 @@ def _checked(message: PendingMessage) -> PendingMessage:
 
 def comment_json(comment: Comment) -> dict[str, Any]:
     """A comment in a message: exactly what the HTTP API answers for it."""
+    # imported here: the like function builds no comment model
+    from core.schemas.comments import CommentOut
+
     return CommentOut.of(comment).model_dump(mode="json", by_alias=True)
 
 

@@ -135,7 +135,7 @@ def test_another_thread_importing_cryptography_while_pyjwt_loads_gets_it() -> No
 
 async def _a_like_in_a_new_process(api: Api, module: str) -> dict[str, Any]:
     """A like answered by ``module``'s handler, imported by a fresh interpreter: the answer, and the modules of
-    SQLAlchemy's ORM and of our routes loaded by then."""
+    SQLAlchemy's ORM, of our routes and of our models loaded by then."""
     photo_id, _ = await api.event("wedding")
     like = http_event("2.0", "POST", f"/api/photos/{photo_id}/like", headers=bearer(await api.guest()))
     settings = api.runtime.settings
@@ -154,7 +154,7 @@ async def _a_like_in_a_new_process(api: Api, module: str) -> dict[str, Any]:
         f"answer = handler(json.loads({json.dumps(like)!r}), Context())\n"
         "loaded = lambda prefix: sorted(name for name in sys.modules if name.startswith(prefix))\n"
         "print(json.dumps({'status': answer['statusCode'], 'body': json.loads(answer['body']),"
-        " 'orm': loaded('sqlalchemy.orm'), 'routes': loaded('core.api.routes.')}))"
+        " 'orm': loaded('sqlalchemy.orm'), 'routes': loaded('core.api.routes.'), 'schemas': loaded('core.schemas')}))"
     )
     after: dict[str, Any] = _in_a_new_process(code, env)
     assert after["status"] == 200, after["body"]
@@ -168,6 +168,14 @@ async def test_a_function_answers_a_like_without_loading_sqlalchemys_orm(api: Ap
     after = await _a_like_in_a_new_process(api, module)
 
     assert after["orm"] == []
+
+
+@pytest.mark.parametrize("module", ["functions.api", "functions.likes"])
+async def test_a_function_answers_a_like_having_built_the_like_models_alone(api: Api, module: str) -> None:
+    """Creating a pydantic model's class is what the models cost a cold start; a like needs none of the others."""
+    after = await _a_like_in_a_new_process(api, module)
+
+    assert after["schemas"] == ["core.schemas", "core.schemas.base", "core.schemas.likes"]
 
 
 async def test_the_api_function_answers_a_like_having_loaded_the_like_routes_alone(api: Api) -> None:
