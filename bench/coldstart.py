@@ -100,7 +100,7 @@ async def _photo_and_guests(database_url: str, guests: int) -> tuple[int, list[s
 
 
 def run(smoke: bool, database_url: str) -> dict[str, Any]:
-    runs = 2 if smoke else 7
+    runs = 2 if smoke else 11
     result: dict[str, Any] = {"load_average_at_start": load_average()}
     libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(libpq_url, autocommit=True) as conn:
