@@ -7,9 +7,10 @@ its models, and the routes the API function's first like did not need were about
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,21 +26,24 @@ class Part:
 
     module: str
     paths: tuple[str, ...]
+    # ``paths`` as one expression, compiled once: it is matched on every request while a part is still waiting
+    _beginnings: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_beginnings", re.compile("|".join(_beginning(path) for path in self.paths)))
 
     def router(self) -> APIRouter:
         router: APIRouter = importlib.import_module(f"core.api.routes.{self.module}").router
         return router
 
     def may_answer(self, path: str) -> bool:
-        segments = path.split("/")
-        return any(_begins_with(segments, beginning.split("/")) for beginning in self.paths)
+        return self._beginnings.match(path) is not None
 
 
-def _begins_with(segments: Sequence[str], beginning: Sequence[str]) -> bool:
-    return len(segments) >= len(beginning) and all(
-        wanted == segment or (wanted == ANY_SEGMENT and segment != "")
-        for wanted, segment in zip(beginning, segments, strict=False)
-    )
+def _beginning(path: str) -> str:
+    """A pattern for the paths that begin with ``path``'s segments (a "/" or the end follows the last one)."""
+    segments = ("[^/]+" if segment == ANY_SEGMENT else re.escape(segment) for segment in path.split("/"))
+    return "/".join(segments) + "(?=/|$)"
 
 
 # The whole API. Included all at once, the parts are in this order, which is the order a request is matched against
