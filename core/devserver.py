@@ -109,7 +109,7 @@ def build_dev_app(settings: Settings) -> DevApp:
     else:
         runtime = build_runtime(settings)
     runtime.publishes_after_answer = True  # a server, as core.api.app.server_app's
-    api = create_app(runtime)
+    api = create_app(runtime, parts_on_demand=False)  # a server: every part before the first request
     mount_web(api)
     if node is None:
         return DevApp(api, api, runtime, runtime.aclose)

@@ -29,6 +29,16 @@ def test_every_module_production_code_imports_is_installed_by_vercels_installer(
     assert not imported - installed_from_project_dependencies()
 
 
+def test_what_a_part_of_the_api_imports_counts_though_parts_are_imported_by_name(tmp_path: Path) -> None:
+    """The API includes its parts on demand (``core.api.parts``), importing each by a name built at run time:
+    what only a part's modules import must still be found, or a deploy could ship without it."""
+    repo = _copy_of_the_repository(tmp_path)
+    service = repo / "core" / "services" / "likes.py"  # imported by the like part's routes alone
+    service.write_text(service.read_text() + "\nimport an_sdk_no_deploy_installs  # noqa\n")
+
+    assert "an_sdk_no_deploy_installs" in production_imports(repo)
+
+
 def _copy_of_the_repository(target: Path) -> Path:
     tracked = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],

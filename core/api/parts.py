@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Stands for one segment of a path (a path parameter) in a part's path beginnings.
@@ -46,8 +47,8 @@ def _beginning(path: str) -> str:
     return "/".join(segments) + "(?=/|$)"
 
 
-# The whole API. Included all at once, the parts are in this order, which is the order a request is matched against
-# them: the likes and the comments, the hottest, first.
+# The whole API, in the order its parts are matched against a request, however late each was included: the likes
+# and the comments, the hottest, first.
 PARTS = (
     Part("likes", ("/api/photos/{}/like",)),
     Part("photos", ("/api/photos/{}/comments",)),
@@ -61,14 +62,22 @@ PARTS = (
 
 
 class PartsOnDemand:
-    """The parts an app has not included yet. A request's path includes the ones that may answer it; a path that
-    none of the parts may answer (a 404, the docs, the browser client) includes them all, so that the app answers
-    it exactly as one built with every part."""
+    """The parts an app has not included yet. A request's path includes the ones that may answer it. No route of
+    a part can match a path the part does not claim (nor, the claims ending at a segment's end, that path with a
+    trailing slash added or taken away), so a path no part claims needs none: the app answers it as one with every
+    part would (a 404, the browser client).
+
+    The parts' routes go where they would be had every part been included at the app's build: after the routes
+    the app had when this was made (FastAPI's docs), in ``PARTS`` order, before what the app added later (the
+    browser client's routes). Each request is then matched as by such an app, and the OpenAPI schema lists the
+    same paths in the same order."""
 
     def __init__(self, app: FastAPI, parts: Sequence[Part] = PARTS) -> None:
         self._app = app
         self._parts = tuple(parts)
         self._waiting = list(parts)
+        self._first_position = len(app.router.routes)
+        self._routes_of: dict[Part, list[BaseRoute]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -76,8 +85,7 @@ class PartsOnDemand:
         return bool(self._waiting)
 
     def include_for(self, path: str) -> None:
-        answering = [part for part in self._parts if part.may_answer(path)] or self._parts
-        self._include([part for part in answering if part in self._waiting])
+        self._include([part for part in self._waiting if part.may_answer(path)])
 
     def include_all(self) -> None:
         self._include(list(self._waiting))
@@ -88,8 +96,29 @@ class PartsOnDemand:
         with self._lock:  # a second thread finds them included, not included twice
             for part in parts:
                 if part in self._waiting:
-                    self._app.include_router(part.router())
+                    self._insert(part)
                     self._waiting.remove(part)
+
+    def _insert(self, part: Part) -> None:
+        routes = self._app.router.routes
+        before = len(routes)
+        self._app.include_router(part.router())  # appends what it includes
+        added = routes[before:]
+        del routes[before:]
+        earlier = self._parts[: self._parts.index(part)]
+        position = self._first_position + sum(len(self._routes_of.get(other, ())) for other in earlier)
+        routes[position:position] = added
+        self._routes_of[part] = added
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app's router matches: the request's, less the ``root_path`` it is mounted under, as Starlette
+    takes it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/"):
+        return path[len(root_path) :]
+    return path
 
 
 class IncludingPartsOnDemand:
@@ -101,5 +130,5 @@ class IncludingPartsOnDemand:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.parts.waiting and scope["type"] in ("http", "websocket"):
-            self.parts.include_for(scope["path"])
+            self.parts.include_for(route_path(scope))
         await self.app(scope, receive, send)

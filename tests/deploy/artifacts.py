@@ -13,12 +13,17 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from core.api.parts import PARTS
+
 ROOT = Path(__file__).resolve().parents[2]
 # The packages a function runs, and the entry modules of each platform.
 SHIPPED_PACKAGES = ("core", "functions")
 ENTRY_MODULES = ("api.index", "functions.api", "functions.outbox_relay")
 # Never in an artifact: they do not run in a function.
 NOT_SHIPPED = ("tests", "web", "bench", "docs", "standins", "infra", "build", "node_modules", ".venv")
+# Modules that production code imports by a name built at run time, which reading its imports does not find: the
+# whole API's parts (core/api/parts.py).
+IMPORTED_BY_NAME = {"core.api.parts": tuple(f"core.api.routes.{part.module}" for part in PARTS)}
 # Imported by production code but not installed from our dependencies: snapshot_restore_py comes with Lambda's
 # python3.12+ runtime (SnapStart hooks).
 PROVIDED_BY_RUNTIME = frozenset({"snapshot_restore_py"})
@@ -72,6 +77,7 @@ def production_imports(root: Path = ROOT) -> set[str]:
         if module in seen:
             continue
         seen.add(module)
+        pending.extend(IMPORTED_BY_NAME.get(module, ()))
         path = _module_file(module, root)
         if path is None:
             continue
