@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from core.api.app import create_app
 from core.realtime.socketio import SocketIOProvider
 from core.runtime import build_runtime
 from core.settings import Settings
+from core.socketio_server.presence import Presence
 from tests.support.api import Api, bearer
 from tests.support.environment import make_settings, redis_url
 from tests.support.ports import free_port
@@ -155,3 +157,49 @@ async def test_the_viewer_count_of_an_event_is_the_whole_clusters(
         assert await first.wait_for("presence:count", lambda data: data["count"] == 1)
         await asyncio.sleep(QUIET_SECONDS)
         assert first.named("presence:count")[-1] == {"eventSlug": slug, "count": 1}
+
+
+class _HeldCounts:
+    """The cluster's counts (``ClusterCounts``) as a node sees them, each answer held until the test releases it:
+    what the node told Redis, in order."""
+
+    def __init__(self) -> None:
+        self.told: list[dict[str, int]] = []
+        self.answering = asyncio.Event()
+        self._telling = asyncio.Condition()
+
+    async def publish(self, counts: dict[str, int]) -> dict[str, int]:
+        async with self._telling:
+            self.told.append(dict(counts))
+            self._telling.notify_all()
+        await self.answering.wait()
+        return dict(counts)
+
+    async def until_told(self, counts: dict[str, int]) -> None:
+        async with asyncio.timeout(WAIT_SECONDS), self._telling:
+            await self._telling.wait_for(lambda: counts in self.told)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _nobody_listens(name: str, room: str, payload: dict[str, Any]) -> None:
+    return None
+
+
+async def test_a_room_that_empties_while_its_count_is_on_the_way_to_redis_is_then_told_empty() -> None:
+    """Else the node's last count stays in Redis until its entry expires, and the other nodes count viewers who
+    have left (seen: a node went on announcing 2 where 1 remained)."""
+    cluster = _HeldCounts()
+    presence = Presence(_nobody_listens, interval=0.01, cluster=cluster)
+    room = "event:wedding"
+    try:
+        presence.joined("a", room)
+        presence.joined("b", room)
+        await cluster.until_told({room: 2})
+        presence.left("b", room)
+        presence.disconnected("a")  # the room is empty here while the count of 2 is still on its way
+        cluster.answering.set()
+        await cluster.until_told({room: 0})
+    finally:
+        await presence.aclose()

@@ -188,11 +188,16 @@ class Presence:
             wait = self._last_sent.get(room, float("-inf")) + self._spacing(room) - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            await self._read_cluster({room: self.local_count(room)})
+            told = self.local_count(room)
+            await self._read_cluster({room: told})
         finally:
             # Released before emitting: a change during the emit schedules the next announcement.
             self._pending.pop(room, None)
         self._last_sent[room] = loop.time()
+        if self.local_count(room) != told:
+            # It changed while Redis was being told, so Redis holds a stale count of ours; an emptied room would
+            # keep it until the entry expires, as the refresh renews only the rooms this node still has.
+            self._changed(room)
         await self._tell(room)
 
     async def _tell(self, room: str) -> None:
