@@ -105,7 +105,6 @@ def create_app(
     )
     app.state.runtime = runtime
     parts = PartsOnDemand(app, () if routers is not None else PARTS)
-    app.state.parts_on_demand = parts
     for router in routers or ():
         app.include_router(router)
     if not parts_on_demand or initializing_a_snapshot():
